@@ -37,12 +37,12 @@ inline bool data_required() {
 }  // namespace ember::test
 
 // Declares `std::string var` holding the path; skips (or fails in CI) when it is missing.
-#define EMBER_DATA_FILE(var, relative)                                                            \
-  const std::string var = ::ember::test::data_file(relative);                                     \
-  if (var.empty()) {                                                                              \
+#define EMBER_DATA_FILE(var, relative)                                                             \
+  const std::string var = ::ember::test::data_file(relative);                                      \
+  if (var.empty()) {                                                                               \
     if (::ember::test::data_required()) FAIL("test data missing: " relative " (EMBER_TEST_DATA)"); \
-    WARN_MESSAGE(false, "SKIPPED: test data " relative " not found (set EMBER_TEST_DATA)");       \
-    return;                                                                                       \
+    WARN_MESSAGE(false, "SKIPPED: test data " relative " not found (set EMBER_TEST_DATA)");        \
+    return;                                                                                        \
   }
 
 // Declares `std::string var` holding the default model's path; skips (or fails in CI) without it.

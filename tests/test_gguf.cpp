@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "data_path.hpp"
 #include "ember/gguf/reader.hpp"
 #include "ember/gguf/writer.hpp"
-#include "data_path.hpp"
 
 using ember::DType;
 using ember::gguf::File;
@@ -31,7 +31,9 @@ struct Bytes {
   Bytes& u64(uint64_t v) { return raw(&v, 8); }
   Bytes& f32(float v) { return raw(&v, 4); }
   Bytes& str(std::string_view s) { return u64(s.size()).raw(s.data(), s.size()); }
-  Bytes& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) { return raw("GGUF", 4).u32(version).u64(n_tensors).u64(n_kv); }
+  Bytes& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) {
+    return raw("GGUF", 4).u32(version).u64(n_tensors).u64(n_kv);
+  }
   Bytes& kv_u32(std::string_view key, uint32_t v) { return str(key).u32(uint32_t(ValueType::u32)).u32(v); }
   Bytes& tensor(std::string_view name, std::vector<uint64_t> ne, uint32_t type, uint64_t offset) {
     str(name).u32(uint32_t(ne.size()));
@@ -179,7 +181,8 @@ TEST_CASE("gguf: handcrafted bad files each give a clear error") {
   add("key length past the end", Bytes{}.header(0, 1).u64(uint64_t(1) << 62).zeros(8), "truncated");
   add("empty key", Bytes{}.header(0, 1).str("").u32(4).u32(1), "is empty");
   add("unknown value type", Bytes{}.header(0, 1).str("k").u32(13).u32(0), "unknown value type id 13");
-  add("unknown array element type", Bytes{}.header(0, 1).str("k").u32(9).u32(77).u64(1).u32(0), "unknown value type id 77");
+  add("unknown array element type", Bytes{}.header(0, 1).str("k").u32(9).u32(77).u64(1).u32(0),
+      "unknown value type id 77");
   add("absurd array length", Bytes{}.header(0, 1).str("k").u32(9).u32(4).u64(uint64_t(1) << 60).u32(0), "does not fit");
   add("string array length past the end", Bytes{}.header(0, 1).str("k").u32(9).u32(8).u64(1).u64(1000).raw("ab", 2),
       "truncated");
@@ -198,20 +201,24 @@ TEST_CASE("gguf: handcrafted bad files each give a clear error") {
   add("five dimensions", Bytes{}.header(1, 0).tensor("t", {1, 1, 1, 1, 1}, 0, 0).pad().zeros(32), "5 dimensions");
   add("zero dimensions", Bytes{}.header(1, 0).tensor("t", {}, 0, 0).pad().zeros(32), "0 dimensions");
   add("zero-sized dimension", Bytes{}.header(1, 0).tensor("t", {32, 0}, 0, 0).pad().zeros(32), "zero dimension");
-  add("dimensions overflow", Bytes{}.header(1, 0).tensor("t", {uint64_t(1) << 40, uint64_t(1) << 40}, 0, 0).pad().zeros(32),
+  add("dimensions overflow",
+      Bytes{}.header(1, 0).tensor("t", {uint64_t(1) << 40, uint64_t(1) << 40}, 0, 0).pad().zeros(32),
       "absurd element count");
   add("unknown tensor type", Bytes{}.header(1, 0).tensor("t", {32}, 4, 0).pad().zeros(128), "unknown type id 4");
   add("removed tensor type 31", Bytes{}.header(1, 0).tensor("t", {32}, 31, 0).pad().zeros(128), "unknown type id 31");
   add("row not a multiple of the block", Bytes{}.header(1, 0).tensor("t", {33}, 2, 0).pad().zeros(64),
       "not a multiple of Q4_0's block size 32");
-  add("offset not aligned", Bytes{}.header(1, 0).tensor("t", {8}, 0, 4).pad().zeros(64), "not a multiple of the alignment");
-  add("offset past the end", Bytes{}.header(1, 0).tensor("t", {8}, 0, uint64_t(1) << 40).pad().zeros(32), "needs 32 bytes");
+  add("offset not aligned", Bytes{}.header(1, 0).tensor("t", {8}, 0, 4).pad().zeros(64),
+      "not a multiple of the alignment");
+  add("offset past the end", Bytes{}.header(1, 0).tensor("t", {8}, 0, uint64_t(1) << 40).pad().zeros(32),
+      "needs 32 bytes");
   add("tensor too short for its type", Bytes{}.header(1, 0).tensor("t", {64, 2}, 8, 0).pad().zeros(34 * 4 - 1),
       "needs 136 bytes");
   add("data section missing", Bytes{}.header(1, 0).tensor("t", {32}, 0, 0), "");
   add("duplicate tensor name", Bytes{}.header(2, 0).tensor("t", {8}, 0, 0).tensor("t", {8}, 0, 32).pad().zeros(64),
       "duplicate tensor name t");
-  add("overlapping tensors", Bytes{}.header(2, 0).tensor("a", {16}, 0, 0).tensor("b", {8}, 0, 32).pad().zeros(64), "overlap");
+  add("overlapping tensors", Bytes{}.header(2, 0).tensor("a", {16}, 0, 0).tensor("b", {8}, 0, 32).pad().zeros(64),
+      "overlap");
   add("empty tensor name", Bytes{}.header(1, 0).tensor("", {8}, 0, 0).pad().zeros(32), "empty name");
 
   CHECK(cases.size() >= 15);

@@ -37,14 +37,14 @@ namespace quant = ember::quant;
 // block of 32, averaged over Gaussian data whose scale varies from block to
 // block (1e-3..1e2). Measured with this file's data in the comments; budgets
 // add about 25%, so a change that loses precision fails and noise does not.
-constexpr double kBudgetQ4_0 = 0.105;    // measured 0.0846
-constexpr double kBudgetQ4_1 = 0.097;    // measured 0.0773
-constexpr double kBudgetQ5_0 = 0.053;    // measured 0.0421
-constexpr double kBudgetQ5_1 = 0.047;    // measured 0.0376
-constexpr double kBudgetQ8_0 = 0.0066;   // measured 0.00530
-constexpr double kBudgetQ8_1 = 0.0066;   // measured 0.00530 (same quants as Q8_0)
-constexpr double kBudgetF16 = 0.00026;   // measured 0.000205
-constexpr double kBudgetBF16 = 0.0021;   // measured 0.00164
+constexpr double kBudgetQ4_0 = 0.105;   // measured 0.0846
+constexpr double kBudgetQ4_1 = 0.097;   // measured 0.0773
+constexpr double kBudgetQ5_0 = 0.053;   // measured 0.0421
+constexpr double kBudgetQ5_1 = 0.047;   // measured 0.0376
+constexpr double kBudgetQ8_0 = 0.0066;  // measured 0.00530
+constexpr double kBudgetQ8_1 = 0.0066;  // measured 0.00530 (same quants as Q8_0)
+constexpr double kBudgetF16 = 0.00026;  // measured 0.000205
+constexpr double kBudgetBF16 = 0.0021;  // measured 0.00164
 
 template <DType T>
 struct Format {
@@ -102,9 +102,8 @@ void check_same_bits(const std::vector<float>& got, const std::vector<float>& wa
       if (n_different++ == 0) first = i;
     }
   }
-  CHECK_MESSAGE(n_different == 0, n_different << " of " << got.size() << " differ; first at " << first
-                                              << ": got " << hex_bits(got[first])
-                                              << " (" << got[first] << "), want "
+  CHECK_MESSAGE(n_different == 0, n_different << " of " << got.size() << " differ; first at " << first << ": got "
+                                              << hex_bits(got[first]) << " (" << got[first] << "), want "
                                               << hex_bits(want[first]) << " (" << want[first] << ")");
 }
 
@@ -116,10 +115,9 @@ void check_same_bytes(const std::vector<unsigned char>& got, const std::vector<u
   for (size_t i = 0; i < got.size(); ++i) {
     if (got[i] != want[i] && n_different++ == 0) first = i;
   }
-  CHECK_MESSAGE(n_different == 0, n_different << " of " << got.size() << " bytes differ; first at byte "
-                                              << first << " (block " << first / block_bytes << ", byte "
-                                              << first % block_bytes << "): got " << int(got[first])
-                                              << ", want " << int(want[first]));
+  CHECK_MESSAGE(n_different == 0, n_different << " of " << got.size() << " bytes differ; first at byte " << first
+                                              << " (block " << first / block_bytes << ", byte " << first % block_bytes
+                                              << "): got " << int(got[first]) << ", want " << int(want[first]));
 }
 
 // splitmix64: a portable, seeded stream (std:: distributions differ between
@@ -134,7 +132,7 @@ class Random {
     return z ^ (z >> 31);
   }
   double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double normal() {  // Box-Muller
+  double normal() {                                              // Box-Muller
     const double u = 1.0 - uniform(), v = uniform();
     return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
   }
@@ -156,22 +154,21 @@ std::vector<float> gaussian_blocks(size_t n, uint64_t seed) {
   return x;
 }
 
-#define EMBER_DEQUANTIZE_FORMATS                                                              \
-  Format<DType::F32>, Format<DType::F16>, Format<DType::BF16>, Format<DType::Q4_0>,           \
-      Format<DType::Q4_1>, Format<DType::Q5_0>, Format<DType::Q5_1>, Format<DType::Q8_0>,     \
-      Format<DType::Q8_1>, Format<DType::Q2_K>, Format<DType::Q3_K>, Format<DType::Q4_K>,     \
-      Format<DType::Q5_K>, Format<DType::Q6_K>, Format<DType::Q8_K>
+#define EMBER_DEQUANTIZE_FORMATS                                                                               \
+  Format<DType::F32>, Format<DType::F16>, Format<DType::BF16>, Format<DType::Q4_0>, Format<DType::Q4_1>,       \
+      Format<DType::Q5_0>, Format<DType::Q5_1>, Format<DType::Q8_0>, Format<DType::Q8_1>, Format<DType::Q2_K>, \
+      Format<DType::Q3_K>, Format<DType::Q4_K>, Format<DType::Q5_K>, Format<DType::Q6_K>, Format<DType::Q8_K>
 
-#define EMBER_NUMPY_QUANTIZE_FORMATS                                                          \
-  Format<DType::F16>, Format<DType::BF16>, Format<DType::Q4_0>, Format<DType::Q4_1>,          \
-      Format<DType::Q5_0>, Format<DType::Q5_1>, Format<DType::Q8_0>
+#define EMBER_NUMPY_QUANTIZE_FORMATS                                                                      \
+  Format<DType::F16>, Format<DType::BF16>, Format<DType::Q4_0>, Format<DType::Q4_1>, Format<DType::Q5_0>, \
+      Format<DType::Q5_1>, Format<DType::Q8_0>
 
 // Block structs agree with dtype.hpp's geometry; a mismatch fails to compile.
 template <DType T>
 constexpr bool block_matches_dtype() {
   using Traits = quant::BlockTraits<T>;
-  return sizeof(typename Traits::Block) == ember::block_bytes(T) &&
-         Traits::block_size == ember::block_size(T) && Traits::dtype == T;
+  return sizeof(typename Traits::Block) == ember::block_bytes(T) && Traits::block_size == ember::block_size(T) &&
+         Traits::dtype == T;
 }
 static_assert(block_matches_dtype<DType::F32>());
 static_assert(block_matches_dtype<DType::F16>());
@@ -280,8 +277,7 @@ TEST_CASE("Q8_1 quantization is Q8_0 plus the scaled sum") {
     const float d = amax / 127.0f;
     int sum = 0;
     for (int8_t q : q8_1[i].qs) sum += q;
-    const bool same = q8_1[i].d_f16 == q8_0[i].d_f16 &&
-                      std::memcmp(q8_1[i].qs, q8_0[i].qs, sizeof q8_0[i].qs) == 0 &&
+    const bool same = q8_1[i].d_f16 == q8_0[i].d_f16 && std::memcmp(q8_1[i].qs, q8_0[i].qs, sizeof q8_0[i].qs) == 0 &&
                       q8_1[i].s_f16 == ember::f32_to_f16(float(sum) * d);
     if (!same) ++n_wrong;
   }
@@ -319,8 +315,7 @@ TEST_CASE("row lengths that are not a multiple of the block size are errors") {
   SUBCASE("null pointers") {
     CHECK(quant::dequantize_row(DType::Q4_0, nullptr, floats.data(), 32).error().code() ==
           ember::Errc::invalid_argument);
-    CHECK(quant::quantize_row(DType::Q4_0, floats.data(), nullptr, 32).error().code() ==
-          ember::Errc::invalid_argument);
+    CHECK(quant::quantize_row(DType::Q4_0, floats.data(), nullptr, 32).error().code() == ember::Errc::invalid_argument);
   }
 }
 
@@ -348,9 +343,8 @@ TEST_CASE("quantize then dequantize stays within each format's error budget") {
     double max_relative_rms;
   };
   const Budget budgets[] = {
-      {DType::Q4_0, kBudgetQ4_0}, {DType::Q4_1, kBudgetQ4_1}, {DType::Q5_0, kBudgetQ5_0},
-      {DType::Q5_1, kBudgetQ5_1}, {DType::Q8_0, kBudgetQ8_0}, {DType::Q8_1, kBudgetQ8_1},
-      {DType::F16, kBudgetF16},   {DType::BF16, kBudgetBF16},
+      {DType::Q4_0, kBudgetQ4_0}, {DType::Q4_1, kBudgetQ4_1}, {DType::Q5_0, kBudgetQ5_0}, {DType::Q5_1, kBudgetQ5_1},
+      {DType::Q8_0, kBudgetQ8_0}, {DType::Q8_1, kBudgetQ8_1}, {DType::F16, kBudgetF16},   {DType::BF16, kBudgetBF16},
   };
   constexpr size_t n = 16384;
   const std::vector<float> x = gaussian_blocks(n, 0x5eed);

@@ -32,7 +32,8 @@ TEST_CASE("sampling: the same seed gives the same sequence, another seed another
   const SamplerParams p{.temperature = 1.f, .top_k = 0, .top_p = 1.f, .min_p = 0.f, .seed = 99};
   Sampler a(p), b(p), c({.temperature = 1.f, .top_k = 0, .top_p = 1.f, .min_p = 0.f, .seed = 100});
   std::vector<int> sa, sb, sc;
-  for (int i = 0; i < 200; ++i) sa.push_back(a.sample(logits)), sb.push_back(b.sample(logits)), sc.push_back(c.sample(logits));
+  for (int i = 0; i < 200; ++i)
+    sa.push_back(a.sample(logits)), sb.push_back(b.sample(logits)), sc.push_back(c.sample(logits));
   CHECK(sa == sb);
   CHECK(sa != sc);
   a.reset();

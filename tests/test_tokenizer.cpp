@@ -399,6 +399,47 @@ TEST_CASE("tokenizer: pre-tokenizers on a tiny byte-level vocabulary") {
   CHECK(gpt2->is_end_of_generation(static_cast<TokenId>(v.tokens.size() - 1)));
 }
 
+TEST_CASE("tokenizer: SentencePiece merges on a tiny vocabulary") {
+  // Expected ids from llama.cpp on the same vocabulary (written with gguf-py).
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+  std::vector<int32_t> types = {2, 3, 3};
+  std::vector<float> scores = {0, 0, 0};
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    tokens.push_back(std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">");
+    types.push_back(6);
+    scores.push_back(0);
+  }
+  const std::string space = "\xE2\x96\x81";  // U+2581
+  const std::pair<std::string, float> pieces[] = {{space, -1.0f}, {"a", -2.0f},          {"b", -2.0f},  {"ab", -1.5f},
+                                                  {"ba", -1.5f},  {space + "ab", -0.5f}, {"xy", -1.0f}, {"aba", -0.2f}};
+  for (const auto& [text, score] : pieces) {
+    tokens.emplace_back(text);  // ids 259..266
+    types.push_back(1);
+    scores.push_back(score);
+  }
+  ember::gguf::Writer w;
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_strings("tokenizer.ggml.tokens", tokens);
+  w.add_i32s("tokenizer.ggml.token_type", types);
+  w.add_f32s("tokenizer.ggml.scores", scores);
+  auto tok = from_bytes(w.to_bytes());
+  REQUIRE_MESSAGE(tok.ok(), tok.error().message());
+  const auto encode = [&](std::string_view text) { return tok->encode(text, options(false)); };
+  // Equal scores: the leftmost pair merges first ("ab" before "ba").
+  CHECK(encode("aba") == std::vector<TokenId>{259, 266});
+  CHECK(encode("bab") == std::vector<TokenId>{259, 263, 261});
+  CHECK(encode("abab") == std::vector<TokenId>{259, 266, 261});
+  // "x" and "y" are no tokens, yet merge into "xy"; alone they fall back to bytes.
+  CHECK(encode("xy") == std::vector<TokenId>{259, 265});
+  CHECK(encode("xyxy") == std::vector<TokenId>{259, 265, 265});
+  CHECK(encode("yx") == std::vector<TokenId>{259, 3 + 'y', 3 + 'x'});
+  // No token holds "b\u2581": the text splits there without changing the result.
+  CHECK(encode("ab ab") == std::vector<TokenId>{264, 264});
+  CHECK(encode("").empty());
+  CHECK(tok->decode(encode("ab xy yx")) == "ab xy yx");
+}
+
 TEST_CASE("pretokenize: GPT-2 and Llama 3 splits") {
   using ember::pretokenize::Pass;
   const auto split = [](std::initializer_list<Pass> passes, std::string_view text) {

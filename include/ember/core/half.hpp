@@ -7,8 +7,12 @@
 
 namespace ember {
 
-struct f16 { uint16_t bits; };
-struct bf16 { uint16_t bits; };
+struct f16 {
+  uint16_t bits;
+};
+struct bf16 {
+  uint16_t bits;
+};
 
 inline float f16_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
@@ -21,7 +25,10 @@ inline float f16_to_f32(uint16_t h) {
     } else {  // subnormal: normalize
       int e = -1;
       uint32_t m = mant;
-      do { ++e; m <<= 1; } while ((m & 0x400u) == 0);
+      do {
+        ++e;
+        m <<= 1;
+      } while ((m & 0x400u) == 0);
       bits = sign | uint32_t(127 - 15 - e) << 23 | (m & 0x3ffu) << 13;
     }
   } else if (exp == 0x1f) {
@@ -38,8 +45,8 @@ inline uint16_t f32_to_f16(float f) {
   const uint32_t abs = x & 0x7fffffffu;
   if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));  // NaN
   if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);                          // overflow -> inf
-  if (abs < 0x38800000u) {  // result is subnormal or zero
-    if (abs < 0x33000000u) return uint16_t(sign);  // below half the smallest subnormal
+  if (abs < 0x38800000u) {                                                          // result is subnormal or zero
+    if (abs < 0x33000000u) return uint16_t(sign);                                   // below half the smallest subnormal
     const uint32_t e = abs >> 23;
     const uint32_t m = (abs & 0x7fffffu) | 0x800000u;
     const uint32_t shift = 126 - e;  // 14..24

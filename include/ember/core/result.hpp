@@ -55,17 +55,32 @@ class [[nodiscard]] Result {
   explicit operator bool() const { return value_.has_value(); }
   bool ok() const { return value_.has_value(); }
 
-  T& value() & { assert(ok()); return *value_; }
-  const T& value() const& { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
-  const Error& error() const& { assert(!ok()); return *error_; }
-  Error&& error() && { assert(!ok()); return std::move(*error_); }
+  const Error& error() const& {
+    assert(!ok());
+    return *error_;
+  }
+  Error&& error() && {
+    assert(!ok());
+    return std::move(*error_);
+  }
 
  private:
   std::optional<T> value_;
@@ -79,8 +94,14 @@ class [[nodiscard]] Result<void> {
   Result(Error error) : error_(std::move(error)) {}
   explicit operator bool() const { return !error_.has_value(); }
   bool ok() const { return !error_.has_value(); }
-  const Error& error() const& { assert(!ok()); return *error_; }
-  Error&& error() && { assert(!ok()); return std::move(*error_); }
+  const Error& error() const& {
+    assert(!ok());
+    return *error_;
+  }
+  Error&& error() && {
+    assert(!ok());
+    return std::move(*error_);
+  }
 
  private:
   std::optional<Error> error_;
@@ -93,13 +114,12 @@ inline Error make_error(Errc code, std::string message) { return Error(code, std
 // Propagates an error: `EMBER_TRY(auto x, parse());` or `EMBER_TRY_VOID(check());`.
 #define EMBER_CONCAT_INNER(a, b) a##b
 #define EMBER_CONCAT(a, b) EMBER_CONCAT_INNER(a, b)
-#define EMBER_TRY(decl, expr)                                          \
-  auto EMBER_CONCAT(ember_try_, __LINE__) = (expr);                    \
-  if (!EMBER_CONCAT(ember_try_, __LINE__))                             \
-    return std::move(EMBER_CONCAT(ember_try_, __LINE__)).error();      \
+#define EMBER_TRY(decl, expr)                                                                            \
+  auto EMBER_CONCAT(ember_try_, __LINE__) = (expr);                                                      \
+  if (!EMBER_CONCAT(ember_try_, __LINE__)) return std::move(EMBER_CONCAT(ember_try_, __LINE__)).error(); \
   decl = std::move(EMBER_CONCAT(ember_try_, __LINE__)).value()
-#define EMBER_TRY_VOID(expr)                                           \
-  do {                                                                 \
-    auto ember_try_v = (expr);                                         \
-    if (!ember_try_v) return std::move(ember_try_v).error();           \
+#define EMBER_TRY_VOID(expr)                                 \
+  do {                                                       \
+    auto ember_try_v = (expr);                               \
+    if (!ember_try_v) return std::move(ember_try_v).error(); \
   } while (0)

@@ -30,8 +30,19 @@ namespace ember::gguf {
 static_assert(std::endian::native == std::endian::little, "ember reads GGUF on little-endian hosts");
 
 enum class ValueType : uint32_t {
-  u8 = 0, i8 = 1, u16 = 2, i16 = 3, u32 = 4, i32 = 5, f32 = 6, boolean = 7,
-  string = 8, array = 9, u64 = 10, i64 = 11, f64 = 12,
+  u8 = 0,
+  i8 = 1,
+  u16 = 2,
+  i16 = 3,
+  u32 = 4,
+  i32 = 5,
+  f32 = 6,
+  boolean = 7,
+  string = 8,
+  array = 9,
+  u64 = 10,
+  i64 = 11,
+  f64 = 12,
 };
 
 inline constexpr uint32_t kDefaultAlignment = 32;
@@ -60,10 +71,17 @@ inline const char* type_name(ValueType t) {
 // Size of a fixed-size value type; 0 for string and array.
 inline size_t scalar_size(ValueType t) {
   switch (t) {
-    case ValueType::u8: case ValueType::i8: case ValueType::boolean: return 1;
-    case ValueType::u16: case ValueType::i16: return 2;
-    case ValueType::u32: case ValueType::i32: case ValueType::f32: return 4;
-    case ValueType::u64: case ValueType::i64: case ValueType::f64: return 8;
+    case ValueType::u8:
+    case ValueType::i8:
+    case ValueType::boolean: return 1;
+    case ValueType::u16:
+    case ValueType::i16: return 2;
+    case ValueType::u32:
+    case ValueType::i32:
+    case ValueType::f32: return 4;
+    case ValueType::u64:
+    case ValueType::i64:
+    case ValueType::f64: return 8;
     default: return 0;
   }
 }
@@ -203,7 +221,7 @@ struct TensorInfo {
   DType dtype = DType::F32;
   uint32_t n_dims = 0;
   std::array<uint64_t, kMaxDims> ne{1, 1, 1, 1};  // ne[0] is the row length (innermost)
-  uint64_t offset = 0;    // from the start of the data section
+  uint64_t offset = 0;                            // from the start of the data section
   uint64_t n_bytes = 0;
   const std::byte* data = nullptr;
 
@@ -311,8 +329,8 @@ class File {
     return make_error(Errc::format, "metadata key " + std::string(key) + " is missing");
   }
   static Error wrong_type(std::string_view key, const char* expected, const Value& v) {
-    return make_error(Errc::format, "metadata key " + std::string(key) + " should be " + expected +
-                                        ", file has " + type_name(v.type()));
+    return make_error(Errc::format, "metadata key " + std::string(key) + " should be " + expected + ", file has " +
+                                        type_name(v.type()));
   }
 
   // A bounds-checked cursor over the file's bytes.
@@ -321,9 +339,9 @@ class File {
     uint64_t pos = 0;
     uint64_t left() const { return bytes.size() - pos; }
     Error truncated(std::string_view what, uint64_t need) const {
-      return make_error(Errc::format, "truncated file: " + std::string(what) + " needs " +
-                                          std::to_string(need) + " bytes at offset " + std::to_string(pos) +
-                                          ", file has " + std::to_string(left()) + " left");
+      return make_error(Errc::format, "truncated file: " + std::string(what) + " needs " + std::to_string(need) +
+                                          " bytes at offset " + std::to_string(pos) + ", file has " +
+                                          std::to_string(left()) + " left");
     }
     template <class T>
     Result<T> read(std::string_view what) {
@@ -351,11 +369,14 @@ class File {
     }
     c.pos = 4;
     EMBER_TRY(version_, c.read<uint32_t>("version"));
-    if (version_ == 1) return make_error(Errc::unsupported, "GGUF v1 is not supported; re-convert the model to GGUF v3");
+    if (version_ == 1)
+      return make_error(Errc::unsupported, "GGUF v1 is not supported; re-convert the model to GGUF v3");
     if (version_ != 2 && version_ != 3) {
       if ((version_ & 0xffff) == 0 && (version_ >> 16) != 0)
-        return make_error(Errc::unsupported, "GGUF file looks big-endian (version " + std::to_string(version_) + "); not supported");
-      return make_error(Errc::unsupported, "GGUF version " + std::to_string(version_) + " is not supported (ember reads v2 and v3)");
+        return make_error(Errc::unsupported,
+                          "GGUF file looks big-endian (version " + std::to_string(version_) + "); not supported");
+      return make_error(Errc::unsupported,
+                        "GGUF version " + std::to_string(version_) + " is not supported (ember reads v2 and v3)");
     }
     EMBER_TRY(uint64_t n_tensors, c.read<uint64_t>("tensor count"));
     EMBER_TRY(uint64_t n_kv, c.read<uint64_t>("metadata count"));
@@ -383,10 +404,12 @@ class File {
     alignment_ = kDefaultAlignment;
     if (const Value* a = find("general.alignment")) {
       if (a->type() != ValueType::u32)
-        return make_error(Errc::format, "general.alignment should be u32, file has " + std::string(type_name(a->type())));
+        return make_error(Errc::format,
+                          "general.alignment should be u32, file has " + std::string(type_name(a->type())));
       const uint64_t al = *a->as_uint();
       if (al == 0 || (al & (al - 1)) != 0 || al > (1u << 20))
-        return make_error(Errc::format, "general.alignment " + std::to_string(al) + " is not a power of two up to 1 MiB");
+        return make_error(Errc::format,
+                          "general.alignment " + std::to_string(al) + " is not a power of two up to 1 MiB");
       alignment_ = uint32_t(al);
     }
 
@@ -415,11 +438,12 @@ class File {
       }
       if (t.ne[0] % info->block_size != 0)
         return make_error(Errc::format, tname + ": row length " + std::to_string(t.ne[0]) + " is not a multiple of " +
-                                            std::string(info->name) + "'s block size " + std::to_string(info->block_size));
+                                            std::string(info->name) + "'s block size " +
+                                            std::to_string(info->block_size));
       t.n_bytes = n / info->block_size * info->block_bytes;
       if (t.offset % alignment_ != 0)
-        return make_error(Errc::format, tname + " data offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
-                                            std::to_string(alignment_));
+        return make_error(Errc::format, tname + " data offset " + std::to_string(t.offset) +
+                                            " is not a multiple of the alignment " + std::to_string(alignment_));
       if (!tensor_index_.emplace(t.name, tensors_.size()).second)
         return make_error(Errc::format, "duplicate tensor name " + std::string(t.name));
       tensors_.push_back(t);
@@ -428,8 +452,9 @@ class File {
     data_offset_ = (c.pos + alignment_ - 1) / alignment_ * alignment_;
     const uint64_t size = bytes_.size();
     if (n_tensors > 0 && data_offset_ > size)
-      return make_error(Errc::format, "truncated file: the tensor data section would start at " + std::to_string(data_offset_) +
-                                          ", past the end of the file (" + std::to_string(size) + " bytes)");
+      return make_error(Errc::format, "truncated file: the tensor data section would start at " +
+                                          std::to_string(data_offset_) + ", past the end of the file (" +
+                                          std::to_string(size) + " bytes)");
     for (auto& t : tensors_) {
       const uint64_t avail = size - data_offset_;
       if (t.offset > avail || t.n_bytes > avail - t.offset)
@@ -451,7 +476,8 @@ class File {
   }
 
   Result<void> read_value(Cursor& c, uint32_t type, Value& v, int depth) {
-    if (type > uint32_t(ValueType::f64)) return make_error(Errc::format, "unknown value type id " + std::to_string(type));
+    if (type > uint32_t(ValueType::f64))
+      return make_error(Errc::format, "unknown value type id " + std::to_string(type));
     v.type_ = static_cast<ValueType>(type);
     if (v.type_ == ValueType::string) {
       EMBER_TRY(v.str_, c.read_string("string value"));
@@ -472,7 +498,8 @@ class File {
     v.type_ = ValueType::array;
     if (depth >= kMaxArrayNesting) return make_error(Errc::format, "arrays nested too deeply");
     EMBER_TRY(uint32_t elem, c.read<uint32_t>("array element type"));
-    if (elem > uint32_t(ValueType::f64)) return make_error(Errc::format, "array of unknown value type id " + std::to_string(elem));
+    if (elem > uint32_t(ValueType::f64))
+      return make_error(Errc::format, "array of unknown value type id " + std::to_string(elem));
     v.elem_type_ = static_cast<ValueType>(elem);
     EMBER_TRY(v.count_, c.read<uint64_t>("array length"));
     const size_t esize = scalar_size(v.elem_type_);

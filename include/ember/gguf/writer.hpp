@@ -48,15 +48,17 @@ class Writer {
   }
 
   // `data` must hold exactly the bytes the type and shape need; it is copied.
-  Result<void> add_tensor(std::string_view name, DType dtype, std::span<const uint64_t> ne, std::span<const std::byte> data) {
+  Result<void> add_tensor(std::string_view name, DType dtype, std::span<const uint64_t> ne,
+                          std::span<const std::byte> data) {
     if (ne.empty() || ne.size() > kMaxDims)
       return make_error(Errc::invalid_argument, "tensor " + std::string(name) + ": 1 to 4 dimensions allowed");
     uint64_t n = 1;
     for (auto d : ne) n *= d;
     if (ne[0] % block_size(dtype) != 0)
-      return make_error(Errc::invalid_argument, "tensor " + std::string(name) + ": row length " + std::to_string(ne[0]) +
-                                                    " is not a multiple of " + std::string(ember::name(dtype)) +
-                                                    "'s block size " + std::to_string(block_size(dtype)));
+      return make_error(Errc::invalid_argument, "tensor " + std::string(name) + ": row length " +
+                                                    std::to_string(ne[0]) + " is not a multiple of " +
+                                                    std::string(ember::name(dtype)) + "'s block size " +
+                                                    std::to_string(block_size(dtype)));
     const uint64_t need = n / block_size(dtype) * block_bytes(dtype);
     if (data.size() != need)
       return make_error(Errc::invalid_argument, "tensor " + std::string(name) + ": " + std::to_string(data.size()) +

@@ -129,15 +129,15 @@ static_assert(sizeof(BlockQ8_K) == 292);
 template <DType T>
 struct BlockTraits;  // left undefined for types without a block struct (yet)
 
-#define EMBER_QUANT_BLOCK_TRAITS(dtype_, Block_, n_elements_)                 \
-  template <>                                                                \
-  struct BlockTraits<DType::dtype_> {                                        \
-    using Block = Block_;                                                    \
-    static constexpr DType dtype = DType::dtype_;                            \
-    static constexpr size_t block_size = n_elements_;                        \
-    static constexpr size_t block_bytes = sizeof(Block_);                    \
-    static_assert(block_size == ::ember::block_size(DType::dtype_));         \
-    static_assert(block_bytes == ::ember::block_bytes(DType::dtype_));       \
+#define EMBER_QUANT_BLOCK_TRAITS(dtype_, Block_, n_elements_)          \
+  template <>                                                          \
+  struct BlockTraits<DType::dtype_> {                                  \
+    using Block = Block_;                                              \
+    static constexpr DType dtype = DType::dtype_;                      \
+    static constexpr size_t block_size = n_elements_;                  \
+    static constexpr size_t block_bytes = sizeof(Block_);              \
+    static_assert(block_size == ::ember::block_size(DType::dtype_));   \
+    static_assert(block_bytes == ::ember::block_bytes(DType::dtype_)); \
   };
 
 EMBER_QUANT_BLOCK_TRAITS(F32, float, 1)
@@ -160,7 +160,9 @@ EMBER_QUANT_BLOCK_TRAITS(Q8_K, BlockQ8_K, kSuperBlockSize)
 
 // True where BlockTraits<T> is defined.
 template <DType T>
-concept HasBlockTraits = requires { typename BlockTraits<T>::Block; };
+concept HasBlockTraits = requires {
+  typename BlockTraits<T>::Block;
+};
 
 // Scale and min of group j (0..7) of a Q4_K / Q5_K super-block. Twelve bytes
 // hold eight 6-bit scales and eight 6-bit mins: groups 0..3 in the low six bits

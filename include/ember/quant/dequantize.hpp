@@ -207,7 +207,7 @@ inline void dequantize_block(const BlockQ8_K& block, float* out) {
 // Dequantizes n_blocks consecutive blocks of type T from `src` (any alignment)
 // into n_blocks * BlockTraits<T>::block_size floats.
 template <DType T>
-  requires HasBlockTraits<T>
+requires HasBlockTraits<T>
 void dequantize(const void* src, float* dst, size_t n_blocks) {
   using Traits = BlockTraits<T>;
   if (n_blocks == 0) return;
@@ -227,42 +227,45 @@ void dequantize(const void* src, float* dst, size_t n_blocks) {
 
 inline bool can_dequantize(DType t) {
   switch (t) {
-    case DType::F32: case DType::F16: case DType::BF16:
-    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::Q8_0: case DType::Q8_1:
-    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K:
-    case DType::Q6_K: case DType::Q8_K:
-      return true;
-    default:
-      return false;
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q8_0:
+    case DType::Q8_1:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::Q8_K: return true;
+    default: return false;
   }
 }
 
 namespace detail {
 // Checks shared by dequantize_row and quantize_row; `verb` names the operation.
-inline Result<void> check_row(const char* verb, DType t, bool supported, size_t n,
-                              bool pointers_ok) {
+inline Result<void> check_row(const char* verb, DType t, bool supported, size_t n, bool pointers_ok) {
   const auto info = dtype_info(static_cast<uint32_t>(t));
   if (!info) {
     return make_error(Errc::invalid_argument,
-                      std::string(verb) + ": unknown tensor type id " +
-                          std::to_string(static_cast<uint32_t>(t)));
+                      std::string(verb) + ": unknown tensor type id " + std::to_string(static_cast<uint32_t>(t)));
   }
   const std::string type_name(info->name);
   if (!supported) {
-    return make_error(Errc::unsupported,
-                      std::string(verb) + ": type " + type_name + " is not supported (yet)");
+    return make_error(Errc::unsupported, std::string(verb) + ": type " + type_name + " is not supported (yet)");
   }
   if (n % info->block_size != 0) {
-    return make_error(Errc::invalid_argument,
-                      std::string(verb) + ": a " + type_name + " row of " + std::to_string(n) +
-                          " elements is not a multiple of the block size " +
-                          std::to_string(info->block_size));
+    return make_error(Errc::invalid_argument, std::string(verb) + ": a " + type_name + " row of " + std::to_string(n) +
+                                                  " elements is not a multiple of the block size " +
+                                                  std::to_string(info->block_size));
   }
   if (n != 0 && !pointers_ok) {
-    return make_error(Errc::invalid_argument,
-                      std::string(verb) + ": null source or destination for a " + type_name +
-                          " row of " + std::to_string(n) + " elements");
+    return make_error(Errc::invalid_argument, std::string(verb) + ": null source or destination for a " + type_name +
+                                                  " row of " + std::to_string(n) + " elements");
   }
   return {};
 }
@@ -270,8 +273,7 @@ inline Result<void> check_row(const char* verb, DType t, bool supported, size_t 
 
 // Dequantizes a row of n elements of type t (n a multiple of t's block size).
 inline Result<void> dequantize_row(DType t, const void* src, float* dst, size_t n) {
-  EMBER_TRY_VOID(detail::check_row("dequantize", t, can_dequantize(t), n,
-                                   src != nullptr && dst != nullptr));
+  EMBER_TRY_VOID(detail::check_row("dequantize", t, can_dequantize(t), n, src != nullptr && dst != nullptr));
   const size_t n_blocks = n / block_size(t);
   switch (t) {
     case DType::F32: dequantize<DType::F32>(src, dst, n_blocks); break;

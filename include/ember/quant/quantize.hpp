@@ -112,8 +112,7 @@ inline void quantize_block(const float* x, BlockQ4_1& block) {
   block.m_f16 = f32_to_f16(min);
   for (size_t j = 0; j < half; ++j) {
     const int q0 = detail::truncate_to_quant(detail::round_to_float((x[j] - min) * id) + 0.5f, 15);
-    const int q1 =
-        detail::truncate_to_quant(detail::round_to_float((x[j + half] - min) * id) + 0.5f, 15);
+    const int q1 = detail::truncate_to_quant(detail::round_to_float((x[j + half] - min) * id) + 0.5f, 15);
     block.qs[j] = uint8_t(q0 | q1 << 4);
   }
 }
@@ -144,8 +143,7 @@ inline void quantize_block(const float* x, BlockQ5_1& block) {
   uint32_t qh = 0;
   for (size_t j = 0; j < half; ++j) {
     const int q0 = detail::truncate_to_quant(detail::round_to_float((x[j] - min) * id) + 0.5f, 31);
-    const int q1 =
-        detail::truncate_to_quant(detail::round_to_float((x[j + half] - min) * id) + 0.5f, 31);
+    const int q1 = detail::truncate_to_quant(detail::round_to_float((x[j + half] - min) * id) + 0.5f, 31);
     block.qs[j] = uint8_t((q0 & 0x0f) | (q1 & 0x0f) << 4);
     qh |= uint32_t(q0 >> 4) << j | uint32_t(q1 >> 4) << (j + half);
   }
@@ -188,7 +186,7 @@ concept HasQuantizer = HasBlockTraits<T> && requires(const float* x, typename Bl
 // Quantizes n_blocks * BlockTraits<T>::block_size floats into n_blocks blocks
 // at `dst` (any alignment).
 template <DType T>
-  requires HasQuantizer<T>
+requires HasQuantizer<T>
 void quantize(const float* src, void* dst, size_t n_blocks) {
   using Traits = BlockTraits<T>;
   if (n_blocks == 0) return;
@@ -208,19 +206,22 @@ void quantize(const float* src, void* dst, size_t n_blocks) {
 
 inline bool can_quantize(DType t) {
   switch (t) {
-    case DType::F32: case DType::F16: case DType::BF16:
-    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::Q8_0: case DType::Q8_1:
-      return true;
-    default:
-      return false;
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q8_0:
+    case DType::Q8_1: return true;
+    default: return false;
   }
 }
 
 // Quantizes a row of n floats to type t (n a multiple of t's block size).
 inline Result<void> quantize_row(DType t, const float* src, void* dst, size_t n) {
-  EMBER_TRY_VOID(detail::check_row("quantize", t, can_quantize(t), n,
-                                   src != nullptr && dst != nullptr));
+  EMBER_TRY_VOID(detail::check_row("quantize", t, can_quantize(t), n, src != nullptr && dst != nullptr));
   const size_t n_blocks = n / block_size(t);
   switch (t) {
     case DType::F32: quantize<DType::F32>(src, dst, n_blocks); break;

@@ -9,21 +9,46 @@
 namespace ember {
 
 enum class DType : uint32_t {
-  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3,  // 4, 5: removed Q4_2, Q4_3
-  Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
-  IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22,
-  IQ4_XS = 23, I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,  // 4, 5: removed Q4_2, Q4_3
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  IQ2_XXS = 16,
+  IQ2_XS = 17,
+  IQ3_XXS = 18,
+  IQ1_S = 19,
+  IQ4_NL = 20,
+  IQ3_S = 21,
+  IQ2_S = 22,
+  IQ4_XS = 23,
+  I8 = 24,
+  I16 = 25,
+  I32 = 26,
+  I64 = 27,
+  F64 = 28,
+  IQ1_M = 29,
+  BF16 = 30,
   // 31..33: removed Q4_0_4_4, Q4_0_4_8, Q4_0_8_8
-  TQ1_0 = 34, TQ2_0 = 35,
+  TQ1_0 = 34,
+  TQ2_0 = 35,
   // 36..38: removed IQ4_NL_4_4, IQ4_NL_4_8, IQ4_NL_8_8
   MXFP4 = 39,
 };
 
 struct DTypeInfo {
   std::string_view name;
-  uint32_t block_size;  // elements per block
-  uint32_t block_bytes; // bytes per block
+  uint32_t block_size;   // elements per block
+  uint32_t block_bytes;  // bytes per block
 };
 
 // Geometry of a type id, or nothing for an id that no GGML version defines.

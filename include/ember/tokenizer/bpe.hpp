@@ -65,44 +65,64 @@ class Merges {
   // GPT-2's spelling of each byte ("Ġ" for a space).
   const std::string& spelling(uint8_t byte) const { return spellings_[byte]; }
 
+  struct Symbol {
+    int prev, next;
+    TokenId id;       // -1: a byte no token or merge spells
+    uint32_t begin;   // first byte of the word this symbol covers
+    uint32_t length;  // bytes covered; 0 once merged away
+  };
+  struct Pair {
+    int32_t rank;
+    int left, right;
+    TokenId left_id, right_id;  // to spot stale entries
+    TokenId result;
+  };
+  // Buffers encode_word reuses from word to word (one per encode call).
+  struct Scratch {
+    std::vector<Symbol> symbols;
+    std::vector<Pair> queue;
+  };
+
   // Encodes one word given as raw bytes; appends ids to `out`.
   void encode_word(std::string_view word, const Vocab& vocab, std::vector<TokenId>& out) const {
-    struct Symbol {
-      int prev, next;
-      TokenId id;       // -1: a byte no token or merge spells
-      uint32_t begin;   // first byte of the word this symbol covers
-      uint32_t length;  // bytes covered; 0 once merged away
-    };
-    struct Pair {
-      int32_t rank;
-      int left, right;
-      TokenId left_id, right_id;  // to spot stale entries
-      TokenId result;
-    };
+    Scratch scratch;
+    encode_word(word, vocab, out, scratch);
+  }
+
+  void encode_word(std::string_view word, const Vocab& vocab, std::vector<TokenId>& out, Scratch& scratch) const {
+    if (word.size() == 1 && byte_ids_[static_cast<uint8_t>(word[0])] >= 0 &&
+        byte_ids_[static_cast<uint8_t>(word[0])] < n_vocab_) {
+      out.push_back(byte_ids_[static_cast<uint8_t>(word[0])]);
+      return;
+    }
     // Lowest rank first; on ties, the leftmost pair.
     const auto worse = [](const Pair& a, const Pair& b) {
       return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
     };
 
-    std::vector<Symbol> symbols(word.size());
+    std::vector<Symbol>& symbols = scratch.symbols;
+    symbols.resize(word.size());
     for (size_t i = 0; i < word.size(); ++i) {
       symbols[i] = {static_cast<int>(i) - 1, i + 1 == word.size() ? -1 : static_cast<int>(i) + 1,
                     byte_ids_[static_cast<uint8_t>(word[i])], static_cast<uint32_t>(i), 1};
     }
-    std::priority_queue<Pair, std::vector<Pair>, decltype(worse)> queue(worse);
+    std::vector<Pair>& queue = scratch.queue;
+    queue.clear();
     const auto try_pair = [&](int left, int right) {
       if (left < 0 || right < 0) return;
       const TokenId a = symbols[left].id, b = symbols[right].id;
       if (a < 0 || b < 0) return;
       const Merge* m = merges_.find(key(a, b));
       if (!m) return;
-      queue.push({m->rank, left, right, a, b, m->result});
+      queue.push_back({m->rank, left, right, a, b, m->result});
+      std::push_heap(queue.begin(), queue.end(), worse);
     };
     for (int i = 1; i < static_cast<int>(symbols.size()); ++i) try_pair(i - 1, i);
 
     while (!queue.empty()) {
-      const Pair pair = queue.top();
-      queue.pop();
+      std::pop_heap(queue.begin(), queue.end(), worse);
+      const Pair pair = queue.back();
+      queue.pop_back();
       Symbol& left = symbols[pair.left];
       Symbol& right = symbols[pair.right];
       if (left.length == 0 || right.length == 0 || left.id != pair.left_id || right.id != pair.right_id) continue;

@@ -6,7 +6,8 @@
 //           the pre-tokenizer that `tokenizer.ggml.pre` names;
 //   "bert"  WordPiece.
 // Behaviour follows llama.cpp (whose test vectors we pass), including its
-// defaults when metadata is absent. Special tokens: user-defined tokens are
+// defaults when metadata is absent; WordPiece follows Hugging Face's BERT
+// tokenizer where llama.cpp departs from it (marks, Hangul, long words). Special tokens: user-defined tokens are
 // always matched in the text; control and unknown tokens only when the caller
 // asks for parse_special (text from users must not forge control tokens).
 //
@@ -155,7 +156,7 @@ class Tokenizer {
   Kind kind_ = Kind::spm;
   pretokenize::Config pre_;
   std::optional<bpe::Merges> merges_;  // bpe only
-  spm::ByteTokens byte_tokens_{};      // spm only
+  spm::Model spm_;                     // spm only
   wordpiece::Options wordpiece_;       // wordpiece only
 
   TokenId bos_ = -1, eos_ = -1, unknown_ = -1, separator_ = -1;
@@ -349,7 +350,7 @@ inline Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   if (tok.add_eos_ && tok.eos_ < 0)
     return metadata_error("tokenizer.ggml.add_eos_token", "is true but the model has no EOS token");
 
-  if (tok.kind_ == Kind::spm) tok.byte_tokens_ = spm::byte_tokens(tok.vocab_, tok.unknown_);
+  if (tok.kind_ == Kind::spm) tok.spm_ = spm::Model::build(tok.vocab_, tok.unknown_);
 
   // End of generation: EOS, EOT, EOM, FIM stops and the well-known end-of-turn
   // texts. Like llama.cpp, such texts count as control tokens even if the file
@@ -540,7 +541,7 @@ inline void Tokenizer::encode_text(std::string_view text, bool first_or_after_sp
           escaped.push_back(c);
         }
       }
-      spm::encode(escaped, vocab_, byte_tokens_, out);
+      spm_.encode(escaped, vocab_, out);
       return;
     }
     case Kind::bpe: {
@@ -548,6 +549,7 @@ inline void Tokenizer::encode_text(std::string_view text, bool first_or_after_sp
       const std::vector<uint32_t> cps = unicode::decode_utf8(text);
       const std::vector<size_t> words = pretokenize::split(pre_.passes, cps);
       std::string word;
+      bpe::Merges::Scratch scratch;
       size_t begin = 0;
       for (size_t len : words) {
         word.clear();
@@ -559,14 +561,17 @@ inline void Tokenizer::encode_text(std::string_view text, bool first_or_after_sp
             continue;
           }
         }
-        merges_->encode_word(word, vocab_, out);
+        merges_->encode_word(word, vocab_, out, scratch);
       }
       return;
     }
     case Kind::wordpiece: {
-      for (const auto& word : wordpiece::words(text, wordpiece_)) {
-        wordpiece::encode_word(word, vocab_, unknown_, wordpiece_, out);
-      }
+      wordpiece::Words words;
+      wordpiece::split_words(text, wordpiece_, words);
+      std::string scratch;
+      std::vector<size_t> boundaries;
+      for (size_t i = 0; i < words.size(); ++i)
+        wordpiece::encode_word(words[i], vocab_, unknown_, wordpiece_, out, scratch, boundaries);
       return;
     }
   }

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace ember {
@@ -29,8 +29,7 @@ enum class TokenType : int32_t {
 class Vocab {
  public:
   Vocab() = default;
-  // The look-up table points into blob_; a vector's heap buffer survives moves,
-  // but a copy would need rebuilding, so copies are not offered.
+  // Copies are not offered (a vocabulary is large; share the Tokenizer instead).
   Vocab(Vocab&&) noexcept = default;
   Vocab& operator=(Vocab&&) noexcept = default;
   Vocab(const Vocab&) = delete;
@@ -55,11 +54,27 @@ class Vocab {
     v.scores_ = std::move(scores);
     v.types_.resize(n, TokenType::normal);
     v.scores_.resize(n, 0.0f);
-    v.ids_.reserve(n);
+    // Open addressing, at most half full: slot = (hash tag, id).
+    size_t capacity = 16;
+    int bits = 4;
+    while (capacity < n * 2) capacity *= 2, ++bits;
+    v.slots_.assign(capacity, Slot{0, -1});
+    v.mask_ = capacity - 1;
+    v.shift_ = 64 - bits;
     for (size_t i = 0; i < n; ++i) {
       // An empty token can never be produced from text; duplicates keep the first id.
-      if (!v.text(static_cast<TokenId>(i)).empty())
-        v.ids_.emplace(v.text(static_cast<TokenId>(i)), static_cast<TokenId>(i));
+      const TokenId id = static_cast<TokenId>(i);
+      const std::string_view t = v.text(id);
+      if (t.empty()) continue;
+      const uint64_t h = hash(t);
+      for (size_t s = v.slot_of(h);; s = (s + 1) & v.mask_) {
+        Slot& slot = v.slots_[s];
+        if (slot.id < 0) {
+          slot = {static_cast<uint32_t>(h), id};
+          break;
+        }
+        if (slot.tag == static_cast<uint32_t>(h) && v.text(slot.id) == t) break;
+      }
     }
     return v;
   }
@@ -79,13 +94,43 @@ class Vocab {
   }
 
   std::optional<TokenId> find(std::string_view text) const {
-    auto it = ids_.find(text);
-    if (it == ids_.end()) return std::nullopt;
-    return it->second;
+    const TokenId id = find_or(text, -1);
+    if (id < 0) return std::nullopt;
+    return id;
   }
   TokenId find_or(std::string_view text, TokenId fallback) const {
-    auto it = ids_.find(text);
-    return it == ids_.end() ? fallback : it->second;
+    if (slots_.empty()) return fallback;
+    const uint64_t h = hash(text);
+    const auto tag = static_cast<uint32_t>(h);
+    for (size_t s = slot_of(h);; s = (s + 1) & mask_) {
+      const Slot slot = slots_[s];
+      if (slot.id < 0) return fallback;
+      if (slot.tag == tag) {
+        const uint32_t begin = offsets_[slot.id], size = offsets_[slot.id + 1] - begin;
+        if (size == text.size() && std::memcmp(blob_.data() + begin, text.data(), size) == 0) return slot.id;
+      }
+    }
+  }
+
+  // A fast hash of short strings, 8 bytes at a time (token texts are short).
+  static uint64_t hash(std::string_view s) {
+    constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
+    uint64_t h = s.size() * kMul;
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      h = (h ^ w) * kMul;
+      h ^= h >> 29;
+    }
+    if (i < s.size()) {
+      uint64_t w = 0;
+      std::memcpy(&w, s.data() + i, s.size() - i);
+      h = (h ^ w) * kMul;
+      h ^= h >> 29;
+    }
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
   }
 
  private:
@@ -93,7 +138,14 @@ class Vocab {
   std::vector<uint32_t> offsets_;  // (n + 1): token i is blob_[offsets_[i], offsets_[i + 1])
   std::vector<TokenType> types_;   // (n)
   std::vector<float> scores_;      // (n)
-  std::unordered_map<std::string_view, TokenId> ids_;
+  struct Slot {
+    uint32_t tag;  // low bits of the text's hash
+    TokenId id;    // -1: empty
+  };
+  size_t slot_of(uint64_t h) const { return static_cast<size_t>((h * 0x9E3779B97F4A7C15ull) >> shift_); }
+  std::vector<Slot> slots_;  // text -> id
+  size_t mask_ = 0;
+  int shift_ = 60;
   size_t max_token_length_ = 0;
 };
 

@@ -1,0 +1,77 @@
+// Keys and values of every past position, per layer: what attention reads instead of
+// recomputing the prompt. Elements are F32 or F16 (llama.cpp's default, half the memory).
+// Keys are rows per position, (n_layer, n_ctx, n_head_kv * head_dim); values are stored
+// transposed, (n_layer, n_head_kv * head_dim, n_ctx), so that both attention products are
+// ordinary matmuls of the backend over views of the cache.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "ember/core/half.hpp"
+#include "ember/kernels/matrix.hpp"
+#include "ember/tensor/dtype.hpp"
+
+namespace ember {
+
+class KvCache {
+ public:
+  KvCache() = default;
+  KvCache(DType dtype, size_t n_layer, size_t n_ctx, size_t n_embd_kv)
+      : dtype_(dtype),
+        elem_(dtype == DType::F16 ? 2 : 4),
+        n_ctx_(n_ctx),
+        n_embd_kv_(n_embd_kv),
+        k_(n_layer * n_ctx * n_embd_kv * elem_),
+        v_(n_layer * n_ctx * n_embd_kv * elem_) {}
+
+  static size_t bytes_needed(DType dtype, size_t n_layer, size_t n_ctx, size_t n_embd_kv) {
+    return 2 * n_layer * n_ctx * n_embd_kv * (dtype == DType::F16 ? 2 : 4);
+  }
+
+  DType dtype() const { return dtype_; }
+  size_t n_ctx() const { return n_ctx_; }
+  size_t bytes() const { return k_.size() + v_.size(); }
+
+  // Writes the key and value rows of one position.
+  void store(size_t layer, size_t pos, const float* key, const float* value) {
+    std::byte* k_row = k_.data() + ((layer * n_ctx_ + pos) * n_embd_kv_) * elem_;
+    std::byte* v_col = v_.data() + (layer * n_embd_kv_ * n_ctx_ + pos) * elem_;
+    for (size_t i = 0; i < n_embd_kv_; ++i) {
+      put(k_row + i * elem_, key[i]);
+      put(v_col + i * n_ctx_ * elem_, value[i]);
+    }
+  }
+
+  // The keys of one KV head for positions [0, n_pos): (n_pos, head_dim).
+  kernels::MatrixView keys(size_t layer, size_t kv_head, size_t head_dim, size_t n_pos) const {
+    const std::byte* p = k_.data() + ((layer * n_ctx_) * n_embd_kv_ + kv_head * head_dim) * elem_;
+    return {dtype_, p, n_pos, head_dim, n_embd_kv_ * elem_};
+  }
+  // The values of one KV head, transposed: (head_dim, n_pos).
+  kernels::MatrixView values_transposed(size_t layer, size_t kv_head, size_t head_dim, size_t n_pos) const {
+    const std::byte* p = v_.data() + (layer * n_embd_kv_ + kv_head * head_dim) * n_ctx_ * elem_;
+    return {dtype_, p, head_dim, n_pos, n_ctx_ * elem_};
+  }
+
+ private:
+  void put(std::byte* dst, float x) const {
+    if (dtype_ == DType::F16) {
+      const uint16_t h = f32_to_f16(x);
+      std::memcpy(dst, &h, 2);
+    } else {
+      std::memcpy(dst, &x, 4);
+    }
+  }
+
+  DType dtype_ = DType::F32;
+  size_t elem_ = 4;
+  size_t n_ctx_ = 0;
+  size_t n_embd_kv_ = 0;
+  std::vector<std::byte> k_;
+  std::vector<std::byte> v_;
+};
+
+}  // namespace ember

@@ -1,0 +1,131 @@
+// Parallel work goes through an Executor: anything that can run n independent tasks and
+// return when all are done. ember ships ThreadPool; a host can pass its own job system.
+// Tasks are split the same way whatever runs them, so results never depend on threads.
+#pragma once
+
+#include <atomic>
+#include <concepts>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace ember {
+
+using TaskFn = void (*)(void* context, size_t task);
+
+// run(n, fn, ctx) calls fn(ctx, i) once for each i in [0, n), on any threads, and returns
+// when all calls have returned.
+template <class E>
+concept Executor = requires(E& e, size_t n, TaskFn fn, void* ctx) {
+  {e.run(n, fn, ctx)};
+  { e.n_threads() } -> std::convertible_to<size_t>;
+};
+
+// A non-owning, type-erased handle to any Executor.
+class ExecutorRef {
+ public:
+  ExecutorRef() = default;
+  template <Executor E>
+  ExecutorRef(E& e)  // NOLINT: implicit on purpose, `.executor = &pool` reads naturally
+      : self_(&e),
+        run_([](void* self, size_t n, TaskFn fn, void* ctx) { static_cast<E*>(self)->run(n, fn, ctx); }),
+        n_threads_(e.n_threads()) {}
+
+  explicit operator bool() const { return self_ != nullptr; }
+  size_t n_threads() const { return self_ ? n_threads_ : 1; }
+  void run(size_t n, TaskFn fn, void* ctx) const {
+    if (!self_ || n <= 1) {
+      for (size_t i = 0; i < n; ++i) fn(ctx, i);
+      return;
+    }
+    run_(self_, n, fn, ctx);
+  }
+  // Convenience for lambdas: for_each(n, [&](size_t i) { ... }).
+  template <class F>
+  void for_each(size_t n, F&& f) const {
+    run(
+        n, [](void* c, size_t i) { (*static_cast<F*>(c))(i); }, &f);
+  }
+
+ private:
+  void* self_ = nullptr;
+  void (*run_)(void*, size_t, TaskFn, void*) = nullptr;
+  size_t n_threads_ = 1;
+};
+
+// A fixed set of worker threads; the calling thread works too. Workers wait on a
+// condition variable between jobs, so an idle pool costs nothing.
+class ThreadPool {
+ public:
+  explicit ThreadPool(size_t n_threads) : n_threads_(n_threads == 0 ? 1 : n_threads) {
+    for (size_t i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { work(); });
+  }
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  ~ThreadPool() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+      ++generation_;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  size_t n_threads() const { return n_threads_; }
+
+  void run(size_t n, TaskFn fn, void* ctx) {
+    if (n_threads_ == 1 || n <= 1) {
+      for (size_t i = 0; i < n; ++i) fn(ctx, i);
+      return;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      fn_ = fn;
+      ctx_ = ctx;
+      n_tasks_ = n;
+      next_.store(0, std::memory_order_relaxed);
+      busy_ = workers_.size();
+      ++generation_;
+    }
+    wake_.notify_all();
+    drain();
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return busy_ == 0; });
+  }
+
+ private:
+  void drain() {
+    for (size_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n_tasks_;) fn_(ctx_, i);
+  }
+  void work() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (stop_) return;
+      }
+      drain();
+      std::lock_guard lock(mutex_);
+      if (--busy_ == 0) done_.notify_one();
+    }
+  }
+
+  size_t n_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  size_t busy_ = 0;
+  TaskFn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  size_t n_tasks_ = 0;
+  std::atomic<size_t> next_{0};
+};
+
+}  // namespace ember

@@ -1,0 +1,582 @@
+// Per-target SIMD code of the Highway backend. highway_impl.hpp includes this
+// once per CPU target (via hwy/foreach_target.h); nothing else should.
+//
+// Conventions, as in reference.hpp: `w` weights, `x` activations, `y` outputs,
+// strides in floats, no alignment assumed for weights or caller activations.
+// Vectors are at most 16 floats (CappedTag) so one vector never straddles a
+// 32-element quant block. Each output's arithmetic is a fixed sequence that
+// depends only on n_col and the target, never on how many tokens or rows one
+// call covers: that is what keeps matmul deterministic under any split. (With
+// or without VNNI, the int8 kernels give the same bits.)
+//
+// Matmul follows ggml's semantics (reference.hpp): activations are converted
+// once per call (per chunk of tokens) into the scratch the dispatcher passes,
+// to planar Q8 for Q8_0 / Q4_0 / Q4_1 weights and to f16-rounded floats for
+// F16 weights, bit for bit as Reference converts them; then integer block dot
+// products. On x86 they use AVX2 or AVX-512 VNNI intrinsics
+// (highway_int8-inl.hpp), elsewhere Highway ops with widening multiplies.
+// Q5_0 / Q5_1 / K-quant / BF16 weights never get here: the dispatcher sends
+// them to Reference::matmul.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "ember/core/half.hpp"
+#include "ember/kernels/activation_buffer.hpp"
+#include "ember/kernels/matrix.hpp"
+#include "ember/quant/activations.hpp"
+#include "ember/quant/blocks.hpp"
+#include "ember/tensor/dtype.hpp"
+
+// Per-target include guard (Highway's toggle idiom).
+#if defined(EMBER_KERNELS_HIGHWAY_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef EMBER_KERNELS_HIGHWAY_INL_H_
+#undef EMBER_KERNELS_HIGHWAY_INL_H_
+#else
+#define EMBER_KERNELS_HIGHWAY_INL_H_
+#endif
+
+#include <hwy/contrib/math/math-inl.h>
+#include <hwy/highway.h>
+
+// x86 targets get intrinsics for the int8 dot products and f16 rounding.
+#undef EMBER_HWY_X86
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define EMBER_HWY_X86 1
+#include <immintrin.h>
+#else
+#define EMBER_HWY_X86 0
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace ember::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::CappedTag<float, 16>;
+using VF = hn::Vec<DF>;
+
+// Most lanes any vector of DF has on this target; sizes the tail buffers.
+constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float) < 16 ? HWY_MAX_BYTES / sizeof(float) : 16;
+// Tokens that share one pass over a weight row: each weight vector is loaded
+// (and unpacked) once and used kMaxTok times. 4 keeps the quant kernels'
+// accumulators (two per token) and operands within AVX2's 16 registers.
+constexpr size_t kMaxTok = 4;
+
+// ------------------------------------------------------------------ loads
+
+// Weights of a dense row to f32 lanes.
+HWY_INLINE VF LoadWeights(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
+HWY_INLINE VF LoadWeights(DF d, const hwy::float16_t* HWY_RESTRICT p) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(d, hn::LoadU(dh, p));
+}
+
+// The bits of an f16 scale in a quant block, which may sit at any byte address.
+HWY_INLINE uint16_t LoadHalfBits(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+  return h;
+}
+
+// --------------------------------------------------------- dense (F32/F16)
+
+// One group of 4 vectors of one token: the unit of summation for dense rows.
+// Independent groups keep several FMA chains in flight without making the
+// result depend on the token count.
+HWY_INLINE VF DotGroup(DF d, const VF w0, const VF w1, const VF w2, const VF w3, const float* HWY_RESTRICT x) {
+  const size_t N = hn::Lanes(d);
+  // fma(w, x, 0) rather than Mul: a bare product may be contracted into a
+  // neighbouring add differently per inlining context (see xsimd.hpp).
+  VF p = hn::MulAdd(w0, hn::LoadU(d, x), hn::Zero(d));
+  p = hn::MulAdd(w1, hn::LoadU(d, x + N), p);
+  p = hn::MulAdd(w2, hn::LoadU(d, x + 2 * N), p);
+  return hn::MulAdd(w3, hn::LoadU(d, x + 3 * N), p);
+}
+
+template <size_t kTok, typename WT>
+HWY_INLINE void DenseRow(const WT* HWY_RESTRICT w, size_t n, const float* HWY_RESTRICT x, size_t x_stride,
+                         float* HWY_RESTRICT y, size_t y_stride) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF acc[kTok];
+  for (size_t k = 0; k < kTok; ++k) acc[k] = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    const VF w0 = LoadWeights(d, w + i);
+    const VF w1 = LoadWeights(d, w + i + N);
+    const VF w2 = LoadWeights(d, w + i + 2 * N);
+    const VF w3 = LoadWeights(d, w + i + 3 * N);
+    for (size_t k = 0; k < kTok; ++k) {
+      acc[k] = hn::Add(acc[k], DotGroup(d, w0, w1, w2, w3, x + k * x_stride + i));
+    }
+  }
+  if (i < n) {
+    // The last partial group, zero-padded: adding exact zeros leaves every
+    // sum as it would be without them.
+    const size_t rem = n - i;
+    WT wbuf[4 * kMaxLanes];
+    std::memset(static_cast<void*>(wbuf), 0, sizeof(wbuf));
+    std::memcpy(static_cast<void*>(wbuf), w + i, rem * sizeof(WT));
+    const VF w0 = LoadWeights(d, wbuf);
+    const VF w1 = LoadWeights(d, wbuf + N);
+    const VF w2 = LoadWeights(d, wbuf + 2 * N);
+    const VF w3 = LoadWeights(d, wbuf + 3 * N);
+    HWY_ALIGN float xbuf[4 * kMaxLanes] = {};
+    for (size_t k = 0; k < kTok; ++k) {
+      std::memcpy(xbuf, x + k * x_stride + i, rem * sizeof(float));
+      acc[k] = hn::Add(acc[k], DotGroup(d, w0, w1, w2, w3, xbuf));
+    }
+  }
+  for (size_t k = 0; k < kTok; ++k) {
+    y[k * y_stride] = hn::GetLane(hn::SumOfLanes(d, acc[k]));
+  }
+}
+
+// ------------------------------------------------- activation preparation
+
+// Q8_0 / Q8_1 activations of one token into the planar layout, with the same
+// bits as detail::quantize_planar_q8 (scalar, and the reference's blocks):
+// amax, d = amax / 127 and id = 127 / amax as scalars, then q = x * id rounded
+// to nearest even (cvtps2dq in the default rounding mode, as std::rint).
+HWY_INLINE void QuantizePlanarQ8(const float* HWY_RESTRICT x, size_t n_col, detail::PlanarQ8 out, bool with_sum) {
+#if EMBER_HWY_X86
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<int8_t, DF> d8;
+  constexpr size_t N = hn::MaxLanes(DF());  // 8 or 16 on x86
+  constexpr size_t kVecs = 32 / N;
+  for (size_t b = 0; b < n_col / 32; ++b) {
+    const float* xb = x + 32 * b;
+    VF v[kVecs];
+    VF vmax = hn::Zero(d);
+    for (size_t i = 0; i < kVecs; ++i) {
+      v[i] = hn::LoadU(d, xb + i * N);
+      vmax = hn::Max(vmax, hn::Abs(v[i]));
+    }
+    const float amax = hn::GetLane(hn::MaxOfLanes(d, vmax));
+    const float scale = amax / 127.0f;
+    const VF inverse = hn::Set(d, amax != 0.0f ? 127.0f / amax : 0.0f);
+    auto sum = hn::Zero(di);
+    for (size_t i = 0; i < kVecs; ++i) {
+      const auto q = hn::NearestInt(hn::Mul(v[i], inverse));
+      sum = hn::Add(sum, q);
+      hn::StoreU(hn::DemoteTo(d8, q), d8, out.qs + 32 * b + i * N);
+    }
+    out.d[b] = f16_to_f32(f32_to_f16(scale));
+    if (with_sum) out.s[b] = f16_to_f32(quant::activation_sum_f16(scale, hn::GetLane(hn::SumOfLanes(di, sum))));
+  }
+#else
+  // Highway's scalar NearestInt rounds x + 0.5, which is off by one for some
+  // values just below a half: keep the scalar quantizer.
+  detail::quantize_planar_q8(x, n_col, out, with_sum);
+#endif
+}
+
+// Activations for F16 weights: rounded to f16 (nearest even) and widened.
+HWY_INLINE void RoundToF16(const float* HWY_RESTRICT x, float* HWY_RESTRICT out, size_t n) {
+  size_t i = 0;
+#if EMBER_HWY_X86 && !defined(HWY_DISABLE_F16C)
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+  }
+#endif
+  // Highway's DemoteTo to f16 truncates on the scalar target: scalar code.
+  detail::round_to_f16(x + i, out + i, n - i);
+}
+
+// ------------------------------------------------------ quant (Q8_0, Q4_x)
+
+// Byte offsets within a block, from the pinned ggml layouts in blocks.hpp.
+template <DType kT>
+struct QuantLayout;
+template <>
+struct QuantLayout<DType::Q8_0> {  // x = d*q, q int8
+  static constexpr size_t kBytes = sizeof(quant::BlockQ8_0);
+  static constexpr size_t kScale = offsetof(quant::BlockQ8_0, d_f16);
+  static constexpr size_t kQs = offsetof(quant::BlockQ8_0, qs);
+};
+template <>
+struct QuantLayout<DType::Q4_0> {  // x = d*(q - 8), q a nibble
+  static constexpr size_t kBytes = sizeof(quant::BlockQ4_0);
+  static constexpr size_t kScale = offsetof(quant::BlockQ4_0, d_f16);
+  static constexpr size_t kQs = offsetof(quant::BlockQ4_0, qs);
+};
+template <>
+struct QuantLayout<DType::Q4_1> {  // x = d*q + m, q a nibble
+  static constexpr size_t kBytes = sizeof(quant::BlockQ4_1);
+  static constexpr size_t kScale = offsetof(quant::BlockQ4_1, d_f16);
+  static constexpr size_t kOffset = offsetof(quant::BlockQ4_1, m_f16);
+  static constexpr size_t kQs = offsetof(quant::BlockQ4_1, qs);
+};
+// Low nibbles of qs[j] are elements j, high nibbles elements j + 16 (ggml).
+
+#if EMBER_HWY_X86
+
+namespace int8_plain {
+#define EMBER_INT8_VNNI 0
+#include "ember/kernels/highway_int8-inl.hpp"
+#undef EMBER_INT8_VNNI
+}  // namespace int8_plain
+
+#if HWY_TARGET != HWY_AVX2
+// The same kernels with AVX512_VNNI enabled. Clang applies only the outermost
+// pushed target attribute, so leave Highway's region and push a complete one.
+// Highway 1.0.3's AVX3_DL string enables AVX-VNNI (the VEX form, Alder Lake),
+// which Ice Lake lacks; with both, GCC picks the VEX encoding: turn it off.
+HWY_POP_ATTRIBUTES
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR ",avx512vnni,no-avxvnni")
+// GCC 12 flags the undefined pass-through operand of its own 512-bit
+// intrinsics as maybe-uninitialized (GCC bug 105593, fixed in 13).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+namespace int8_vnni {
+#define EMBER_INT8_VNNI 1
+#include "ember/kernels/highway_int8-inl.hpp"
+#undef EMBER_INT8_VNNI
+}  // namespace int8_vnni
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+HWY_POP_ATTRIBUTES
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR)
+#endif
+
+HWY_INLINE void QuantRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, float* y, size_t y_stride,
+                          size_t r_begin, size_t r_end, bool vnni) {
+#if HWY_TARGET != HWY_AVX2
+  if (vnni) {
+    int8_vnni::QuantRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+    return;
+  }
+#else
+  (void)vnni;
+#endif
+  int8_plain::QuantRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+}
+
+#else  // !EMBER_HWY_X86: Highway ops, widening the int8 products to int32
+
+// One block of a weight row against kTok tokens: the integer products
+// accumulate exactly in int32 lanes, then acc[k] += d_w * d_a * sums.
+template <size_t kTok, DType kT>
+HWY_INLINE void QuantBlock(const uint8_t* HWY_RESTRICT blk, size_t b, const detail::PlanarQ8* act, VF (&acc)[kTok],
+                           float (&offset)[kTok]) {
+  using L = QuantLayout<kT>;
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<int8_t, DF> d8;
+  const hn::Rebind<uint8_t, DF> du8;
+  using VI = hn::Vec<decltype(di)>;
+  constexpr size_t N = hn::MaxLanes(DF());  // no scalable targets are compiled
+  constexpr size_t kVecs = 32 / N;
+  const uint8_t* qs = blk + L::kQs;
+  VI wv[kVecs];  // the block's 32 weights as int32
+  for (size_t i = 0; i < kVecs; ++i) {
+    const size_t j = i * N;
+    if constexpr (kT == DType::Q8_0) {
+      wv[i] = hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const int8_t*>(qs + j)));
+    } else {
+      const VI raw = hn::PromoteTo(di, hn::LoadU(du8, qs + (j % 16)));
+      wv[i] = j < 16 ? hn::And(raw, hn::Set(di, 0xf)) : hn::ShiftRight<4>(raw);
+      if constexpr (kT == DType::Q4_0) wv[i] = hn::Sub(wv[i], hn::Set(di, 8));
+    }
+  }
+  const float dw = f16_to_f32(LoadHalfBits(blk + L::kScale));
+  for (size_t k = 0; k < kTok; ++k) {
+    const int8_t* aq = act[k].qs + 32 * b;
+    VI sumi = hn::Zero(di);
+    for (size_t i = 0; i < kVecs; ++i) {
+      sumi = hn::Add(sumi, hn::Mul(wv[i], hn::PromoteTo(di, hn::LoadU(d8, aq + i * N))));
+    }
+    acc[k] = hn::MulAdd(hn::Set(d, dw * act[k].d[b]), hn::ConvertTo(d, sumi), acc[k]);
+  }
+  if constexpr (kT == DType::Q4_1) {
+    const float mw = f16_to_f32(LoadHalfBits(blk + L::kOffset));
+    for (size_t k = 0; k < kTok; ++k) offset[k] += mw * act[k].s[b];
+  }
+}
+
+// One weight row against kTok tokens. Even and odd blocks feed separate
+// accumulators (acc0, acc1); Q4_1's m * s terms (exact products) add up in a
+// scalar float, in block order. No horizontal sum until the row ends.
+template <size_t kTok, DType kT>
+HWY_INLINE void QuantRow(const uint8_t* HWY_RESTRICT row, size_t n_block, const detail::PlanarQ8* act,
+                         float* HWY_RESTRICT y, size_t y_stride) {
+  constexpr size_t kBytes = QuantLayout<kT>::kBytes;
+  const DF d;
+  VF acc0[kTok], acc1[kTok];
+  float offset[kTok];
+  for (size_t k = 0; k < kTok; ++k) {
+    acc0[k] = acc1[k] = hn::Zero(d);
+    offset[k] = 0.0f;
+  }
+  size_t b = 0;
+  for (; b + 2 <= n_block; b += 2) {
+    QuantBlock<kTok, kT>(row + b * kBytes, b, act, acc0, offset);
+    QuantBlock<kTok, kT>(row + (b + 1) * kBytes, b + 1, act, acc1, offset);
+  }
+  if (b < n_block) QuantBlock<kTok, kT>(row + b * kBytes, b, act, acc0, offset);
+  for (size_t k = 0; k < kTok; ++k) {
+    y[k * y_stride] = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0[k], acc1[k]))) + offset[k];
+  }
+}
+
+template <size_t kTok>
+HWY_INLINE void QuantRowTokens(const MatrixView& w, const std::byte* row, const detail::PlanarQ8* act, float* y,
+                               size_t y_stride) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(row);
+  const size_t n_block = w.n_col / 32;
+  switch (w.dtype) {
+    case DType::Q8_0: QuantRow<kTok, DType::Q8_0>(bytes, n_block, act, y, y_stride); break;
+    case DType::Q4_0: QuantRow<kTok, DType::Q4_0>(bytes, n_block, act, y, y_stride); break;
+    case DType::Q4_1: QuantRow<kTok, DType::Q4_1>(bytes, n_block, act, y, y_stride); break;
+    default: break;  // the caller routes other formats elsewhere
+  }
+}
+
+HWY_INLINE void QuantRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, float* y, size_t y_stride,
+                          size_t r_begin, size_t r_end, bool /*vnni*/) {
+  for (size_t r = r_begin; r < r_end; ++r) {
+    const std::byte* row = w.row(r);
+    size_t t = 0;
+    for (; t + kMaxTok <= n_tok; t += kMaxTok) QuantRowTokens<kMaxTok>(w, row, act + t, y + t * y_stride + r, y_stride);
+    switch (n_tok - t) {
+      case 1: QuantRowTokens<1>(w, row, act + t, y + t * y_stride + r, y_stride); break;
+      case 2: QuantRowTokens<2>(w, row, act + t, y + t * y_stride + r, y_stride); break;
+      case 3: QuantRowTokens<3>(w, row, act + t, y + t * y_stride + r, y_stride); break;
+      default: break;
+    }
+  }
+}
+
+#endif  // EMBER_HWY_X86
+
+// ---------------------------------------------------------------- matmul
+
+// Dense rows (F32 weights, or F16 against f16-rounded activations), rows
+// outer and token groups inner: a row (a few KiB) stays in L1 while every
+// group of tokens reads it.
+template <typename WT>
+HWY_INLINE void DenseRows(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y, size_t y_stride,
+                          size_t r_begin, size_t r_end) {
+  const size_t n = w.n_col;
+  for (size_t r = r_begin; r < r_end; ++r) {
+    const WT* row = reinterpret_cast<const WT*>(w.row(r));
+    size_t t = 0;
+    for (; t + kMaxTok <= n_tok; t += kMaxTok) {
+      DenseRow<kMaxTok>(row, n, x + t * x_stride, x_stride, y + t * y_stride + r, y_stride);
+    }
+    const float* xt = x + t * x_stride;
+    float* yt = y + t * y_stride + r;
+    switch (n_tok - t) {
+      case 1: DenseRow<1>(row, n, xt, x_stride, yt, y_stride); break;
+      case 2: DenseRow<2>(row, n, xt, x_stride, yt, y_stride); break;
+      case 3: DenseRow<3>(row, n, xt, x_stride, yt, y_stride); break;
+      default: break;
+    }
+  }
+}
+
+// `scratch` holds min(n_tok, kTokenChunk) * planar_row_bytes(w.dtype, n_col)
+// bytes, 64-byte aligned; `vnni` says the CPU has AVX512_VNNI and it is on.
+void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y, size_t y_stride,
+            size_t r_begin, size_t r_end, std::byte* scratch, bool vnni) {
+  if (r_begin == r_end) return;
+  if (w.dtype == DType::F32) {
+    DenseRows<float>(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end);
+    return;
+  }
+  const size_t stride = detail::planar_row_bytes(w.dtype, w.n_col);
+  for (size_t t0 = 0; t0 < n_tok; t0 += detail::kTokenChunk) {
+    const size_t nt = n_tok - t0 < detail::kTokenChunk ? n_tok - t0 : detail::kTokenChunk;
+    const float* xt = x + t0 * x_stride;
+    float* yt = y + t0 * y_stride;
+    if (w.dtype == DType::F16) {
+      auto* rounded = reinterpret_cast<float*>(scratch);
+      const size_t rounded_stride = stride / sizeof(float);
+      for (size_t k = 0; k < nt; ++k) RoundToF16(xt + k * x_stride, rounded + k * rounded_stride, w.n_col);
+      DenseRows<hwy::float16_t>(w, rounded, rounded_stride, nt, yt, y_stride, r_begin, r_end);
+      continue;
+    }
+    detail::PlanarQ8 act[detail::kTokenChunk];
+    const bool with_sum = quant::activation_type(w.dtype) == DType::Q8_1;
+    for (size_t k = 0; k < nt; ++k) {
+      act[k] = detail::planar_q8(scratch + k * stride, w.n_col);
+      QuantizePlanarQ8(xt + k * x_stride, w.n_col, act[k], with_sum);
+    }
+    QuantRows(w, act, nt, yt, y_stride, r_begin, r_end, vnni);
+  }
+}
+
+// ------------------------------------------------------------ vector ops
+
+// Elementwise ops finish with one zero-padded partial vector; this holds it.
+struct Tail {
+  HWY_ALIGN float a[kMaxLanes];
+  HWY_ALIGN float b[kMaxLanes];
+  Tail(const float* pa, const float* pb, size_t count) {
+    for (size_t i = 0; i < kMaxLanes; ++i) a[i] = b[i] = 0.0f;
+    if (pa) std::memcpy(a, pa, count * sizeof(float));
+    if (pb) std::memcpy(b, pb, count * sizeof(float));
+  }
+};
+
+float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, size_t n) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF acc0 = hn::Zero(d), acc1 = hn::Zero(d), acc2 = hn::Zero(d), acc3 = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    acc0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc0);
+    acc1 = hn::MulAdd(hn::LoadU(d, a + i + N), hn::LoadU(d, b + i + N), acc1);
+    acc2 = hn::MulAdd(hn::LoadU(d, a + i + 2 * N), hn::LoadU(d, b + i + 2 * N), acc2);
+    acc3 = hn::MulAdd(hn::LoadU(d, a + i + 3 * N), hn::LoadU(d, b + i + 3 * N), acc3);
+  }
+  for (; i + N <= n; i += N) {
+    acc0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc0);
+  }
+  if (i < n) {
+    const Tail t(a + i, b + i, n - i);
+    acc1 = hn::MulAdd(hn::Load(d, t.a), hn::Load(d, t.b), acc1);
+  }
+  return hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3))));
+}
+
+void Axpy(float a, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, size_t n) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF va = hn::Set(d, a);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  }
+  if (i < n) {
+    Tail t(x + i, y + i, n - i);
+    hn::Store(hn::MulAdd(va, hn::Load(d, t.a), hn::Load(d, t.b)), d, t.b);
+    std::memcpy(y + i, t.b, (n - i) * sizeof(float));
+  }
+}
+
+void Add(float* HWY_RESTRICT y, const float* HWY_RESTRICT x, size_t n) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, x + i)), d, y + i);
+  }
+  if (i < n) {
+    Tail t(y + i, x + i, n - i);
+    hn::Store(hn::Add(hn::Load(d, t.a), hn::Load(d, t.b)), d, t.a);
+    std::memcpy(y + i, t.a, (n - i) * sizeof(float));
+  }
+}
+
+void Scale(float* HWY_RESTRICT x, float s, size_t n) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF vs = hn::Set(d, s);
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), vs), d, x + i);
+  if (i < n) {
+    Tail t(x + i, nullptr, n - i);
+    hn::Store(hn::Mul(hn::Load(d, t.a), vs), d, t.a);
+    std::memcpy(x + i, t.a, (n - i) * sizeof(float));
+  }
+}
+
+// out may alias x (in-place norm), so no HWY_RESTRICT on them.
+void RmsNorm(const float* x, const float* weight, float* out, size_t n, float eps) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const VF v0 = hn::LoadU(d, x + i);
+    const VF v1 = hn::LoadU(d, x + i + N);
+    acc0 = hn::MulAdd(v0, v0, acc0);
+    acc1 = hn::MulAdd(v1, v1, acc1);
+  }
+  for (; i + N <= n; i += N) {
+    const VF v = hn::LoadU(d, x + i);
+    acc0 = hn::MulAdd(v, v, acc0);
+  }
+  if (i < n) {
+    const Tail t(x + i, nullptr, n - i);
+    const VF v = hn::Load(d, t.a);
+    acc1 = hn::MulAdd(v, v, acc1);
+  }
+  const float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+  const float mean = sum / float(n);
+  const VF s = hn::Set(d, 1.0f / std::sqrt(mean + eps));
+  // x * s * weight, in the oracle's order.
+  for (i = 0; i + N <= n; i += N) {
+    hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, x + i), s), hn::LoadU(d, weight + i)), d, out + i);
+  }
+  if (i < n) {
+    Tail t(x + i, weight + i, n - i);
+    hn::Store(hn::Mul(hn::Mul(hn::Load(d, t.a), s), hn::Load(d, t.b)), d, t.a);
+    std::memcpy(out + i, t.a, (n - i) * sizeof(float));
+  }
+}
+
+void Softmax(float* x, size_t n) {
+  if (n == 0) return;
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF vmax = hn::Set(d, hwy::LowestValue<float>());
+  size_t i = 0;
+  for (; i + N <= n; i += N) vmax = hn::Max(vmax, hn::LoadU(d, x + i));
+  float max = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  for (size_t j = i; j < n; ++j) max = x[j] > max ? x[j] : max;
+  vmax = hn::Set(d, max);
+
+  VF sum = hn::Zero(d);
+  for (i = 0; i + N <= n; i += N) {
+    const VF e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vmax));
+    hn::StoreU(e, d, x + i);
+    sum = hn::Add(sum, e);
+  }
+  if (i < n) {
+    Tail t(x + i, nullptr, n - i);
+    // Padding lanes would give exp(-max); keep them out of the sum.
+    const VF e = hn::IfThenElseZero(hn::FirstN(d, n - i), hn::Exp(d, hn::Sub(hn::Load(d, t.a), vmax)));
+    hn::Store(e, d, t.a);
+    std::memcpy(x + i, t.a, (n - i) * sizeof(float));
+    sum = hn::Add(sum, e);
+  }
+  Scale(x, 1.0f / hn::GetLane(hn::SumOfLanes(d, sum)), n);
+}
+
+HWY_INLINE VF Silu(DF d, VF g) {
+  // Highway's Exp builds 2^q from two exponent fields, valid to x ~ 176.
+  // Clamping at 100 keeps exp(-g) = inf for gates below -88.7, so silu is -0
+  // there exactly as in the oracle.
+  const VF e = hn::Exp(d, hn::Min(hn::Neg(g), hn::Set(d, 100.0f)));
+  return hn::Div(g, hn::Add(hn::Set(d, 1.0f), e));
+}
+
+void SiluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::Mul(Silu(d, hn::LoadU(d, gate + i)), hn::LoadU(d, up + i)), d, gate + i);
+  }
+  if (i < n) {
+    Tail t(gate + i, up + i, n - i);
+    hn::Store(hn::Mul(Silu(d, hn::Load(d, t.a)), hn::Load(d, t.b)), d, t.a);
+    std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
+  }
+}
+
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace ember::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // EMBER_KERNELS_HIGHWAY_INL_H_ toggle

@@ -1,0 +1,72 @@
+// The runtime-dispatched SIMD backend, built on Google Highway.
+//
+// This header is SIMD-free on purpose: it only declares. The definitions live
+// in highway_impl.hpp, which one translation unit of the host compiles by
+// defining EMBER_IMPLEMENTATION before including <ember/ember.hpp> (or
+// <ember/kernels/kernels.hpp>). Forgetting that gives undefined references to
+// ember::kernels::Highway::*, doing it in two TUs gives multiple definitions:
+// both at link time. The host links libhwy (-lhwy).
+//
+// Same interface and conventions as Reference (reference.hpp), including
+// ggml's matmul semantics (activations quantized to the weight format's
+// activation type, integer block dot products). Matmul has vector code for
+// F32, F16, Q8_0, Q4_0 and Q4_1 weights, with int8 dot products on x86 (AVX2,
+// or AVX-512 VNNI where the CPU has it); other formats (Q5_0, Q5_1, the
+// K-quants, BF16, ...) run Reference's matmul. Per output, the arithmetic is a
+// fixed sequence for a given CPU target, so results never depend on how rows
+// or tokens were split. Matmul converts activations into a per-thread scratch
+// buffer (activation_buffer.hpp) that grows to the largest call's need and is
+// then reused: no allocation in steady state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ember/kernels/matrix.hpp"
+
+namespace ember::kernels {
+
+struct Highway {
+  static constexpr const char* name = "highway";
+
+  static bool supports(DType t);
+  static void matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y, size_t y_stride,
+                     size_t r_begin, size_t r_end);
+  static float dot(const float* a, const float* b, size_t n);
+  static void axpy(float a, const float* x, float* y, size_t n);
+  static void add(float* y, const float* x, size_t n);
+  static void scale(float* x, float s, size_t n);
+  static void rmsnorm(const float* x, const float* weight, float* out, size_t n, float eps);
+  static void softmax(float* x, size_t n);
+  static void silu_mul(float* gate, const float* up, size_t n);
+  static void rope(float* x, size_t n_head, size_t head_dim, size_t n_rot, int32_t pos, float freq_base);
+  static void rope_neox(float* x, size_t n_head, size_t head_dim, size_t n_rot, int32_t pos, float freq_base);
+
+  // Target control, for tests and benchmarks. These change Highway's
+  // process-wide choice, so call them only while no kernel runs elsewhere.
+  //
+  // Targets compiled into this program that this CPU can run, best first,
+  // by Highway's names ("AVX3_DL", "AVX3", "AVX2", "SCALAR", ...).
+  static std::vector<std::string> available_targets();
+  // Makes every later call use `target`; false (and no change) if it is not
+  // one of available_targets().
+  static bool force_target(std::string_view target);
+  // Back to the best target for this CPU.
+  static void reset_target();
+  // The target the next call will run on.
+  static const char* current_target();
+
+  // AVX-512 VNNI for the int8 dot products of the AVX3 and AVX3_DL targets
+  // (Highway's AVX3 target does not imply it: Skylake-X lacks it, Cascade Lake
+  // has it). Available when the CPU reports AVX512_VNNI; used when available
+  // and enabled (the default). Tests disable it to cover the AVX2-style int8
+  // path on those targets. Process-wide, like force_target.
+  static bool vnni_available();
+  static void set_vnni_enabled(bool enabled);
+  static bool vnni_enabled();  // available and enabled
+};
+
+}  // namespace ember::kernels

@@ -1,0 +1,218 @@
+// x86 int8 matmul kernels of the Highway backend: Q8_0, Q4_0 and Q4_1 weights
+// against planar Q8 activations (activation_buffer.hpp).
+//
+// highway-inl.hpp includes this inside its per-target namespace, on the x86
+// targets only, twice on AVX3 / AVX3_DL: once as namespace int8_plain (AVX2
+// instructions: maddubs + madd) and once as int8_vnni with AVX512_VNNI added to
+// the target attributes (vpdpbusd). Compilers refuse to inline a VNNI
+// intrinsic into a function compiled without VNNI, and the AVX3 target does
+// not have it (Cascade Lake has VNNI, Skylake-X does not), so the VNNI kernels
+// need their own copy of every function on the path; the runtime check is in
+// highway_impl.hpp. No include guard: that is the point. No standard-library
+// includes either: this sits inside a namespace.
+//
+// Per block of 32, the 32 int8 products sum exactly into 8 int32 lanes; one
+// FMA scales them by d_w * d_a (an exact product of two f16 values) into a
+// float accumulator. Even and odd blocks use separate accumulators, so two FMA
+// chains are in flight even for one token; one horizontal sum per output.
+// Q4_1's m * s terms (exact products) add up in a scalar float, in block order.
+// Signed weights (Q8_0, Q4_0) go through maddubs / vpdpbusd, which take one
+// unsigned operand, as |w| times a with w's sign; activation quants are never
+// -128, so that cannot overflow.
+//
+// The VNNI copy takes the even and odd block of each pair in one 512-bit
+// register (lanes 0..7 and 8..15) with the same per-lane arithmetic as the two
+// 256-bit accumulators, so both copies give the same bits.
+
+#ifndef EMBER_INT8_VNNI
+#error "define EMBER_INT8_VNNI (0 or 1) before including highway_int8-inl.hpp"
+#endif
+
+// 32 unsigned bytes u times 32 signed bytes s, summed in fours into 8 int32
+// lanes. maddubs saturates its int16 pair sums: u * s pairs stay below 2^15
+// here (|u| <= 128 and |s| <= 127, or u <= 15).
+HWY_INLINE __m256i DotU8S8(__m256i u, __m256i s) {
+#if EMBER_INT8_VNNI
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+// The 32 quants of a Q4 block as bytes 0..15 in element order: low nibbles
+// are elements 0..15, high nibbles 16..31.
+HWY_INLINE __m256i UnpackNibbles(const uint8_t* qs) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+// An f16 scale of a block, which may sit at any byte address.
+HWY_INLINE float LoadHalf(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+#ifndef HWY_DISABLE_F16C
+  return _cvtsh_ss(h);
+#else
+  return f16_to_f32(h);
+#endif
+}
+
+// Sum of 8 lanes in a fixed order.
+HWY_INLINE float SumLanes(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// One block of a weight row against kTok tokens: acc[k] += d_w * d_a * sums.
+template <size_t kTok, DType kT>
+HWY_INLINE void QuantBlock(const uint8_t* HWY_RESTRICT blk, size_t b, const int8_t* const (&aq)[kTok],
+                           const float* const (&ad)[kTok], const float* const (&as)[kTok], __m256 (&acc)[kTok],
+                           float (&offset)[kTok]) {
+  using L = QuantLayout<kT>;
+  const float dw = LoadHalf(blk + L::kScale);
+  __m256i wq;
+  if constexpr (kT == DType::Q8_0) {
+    wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + L::kQs));
+  } else if constexpr (kT == DType::Q4_0) {
+    wq = _mm256_sub_epi8(UnpackNibbles(blk + L::kQs), _mm256_set1_epi8(8));
+  } else {
+    wq = UnpackNibbles(blk + L::kQs);
+  }
+  const __m256i wabs = _mm256_sign_epi8(wq, wq);
+#pragma GCC unroll 4
+  for (size_t k = 0; k < kTok; ++k) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq[k] + 32 * b));
+    const __m256i sumi = kT == DType::Q4_1 ? DotU8S8(wq, a) : DotU8S8(wabs, _mm256_sign_epi8(a, wq));
+    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ad[k][b]), _mm256_cvtepi32_ps(sumi), acc[k]);
+  }
+  if constexpr (kT == DType::Q4_1) {
+    const float mw = LoadHalf(blk + L::kOffset);
+#pragma GCC unroll 4
+    for (size_t k = 0; k < kTok; ++k) offset[k] += mw * as[k][b];
+  }
+}
+
+#if EMBER_INT8_VNNI
+// Blocks b and b + 1 against kTok tokens in 512-bit registers: lanes 0..7
+// hold block b (the even block), lanes 8..15 block b + 1. Per lane the float
+// arithmetic is that of QuantBlock into acc0 and acc1, so results are the
+// same bits as the 256-bit kernels'.
+template <size_t kTok, DType kT>
+HWY_INLINE void QuantBlockPair(const uint8_t* HWY_RESTRICT blk, size_t b, const int8_t* const (&aq)[kTok],
+                               const float* const (&ad)[kTok], const float* const (&as)[kTok], __m512 (&acc)[kTok],
+                               float (&offset)[kTok]) {
+  using L = QuantLayout<kT>;
+  const uint8_t* blk1 = blk + L::kBytes;
+  __m512i wq;
+  if constexpr (kT == DType::Q8_0) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + L::kQs));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk1 + L::kQs));
+    wq = _mm512_inserti64x4(_mm512_castsi256_si512(w0), w1, 1);
+  } else {
+    const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + L::kQs));
+    const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk1 + L::kQs));
+    const __m256i low = _mm256_set_m128i(r1, r0);
+    // 128-bit lanes [r0, r1, r0 >> 4, r1 >> 4] -> [r0, r0 >> 4, r1, r1 >> 4]
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(low), _mm256_srli_epi16(low, 4), 1);
+    wq = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0f));
+    if constexpr (kT == DType::Q4_0) wq = _mm512_sub_epi8(wq, _mm512_set1_epi8(8));
+  }
+  // Signed weights: |w| times a negated where w < 0 (where w = 0, |w| = 0).
+  const __mmask64 negative = _mm512_movepi8_mask(wq);
+  const __m512i wabs = _mm512_abs_epi8(wq);
+  const __m512 dw = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(LoadHalf(blk + L::kScale))),
+                                       _mm256_set1_ps(LoadHalf(blk1 + L::kScale)), 1);
+  const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+#pragma GCC unroll 4
+  for (size_t k = 0; k < kTok; ++k) {
+    const __m512i a = _mm512_loadu_si512(aq[k] + 32 * b);
+    const __m512i sumi = kT == DType::Q4_1
+                             ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, a)
+                             : _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs,
+                                                   _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a));
+    const __m128 da = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(ad[k] + b)));
+    const __m512 scale = _mm512_mul_ps(dw, _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(da)));
+    acc[k] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sumi), acc[k]);
+  }
+  if constexpr (kT == DType::Q4_1) {
+    const float m0 = LoadHalf(blk + L::kOffset), m1 = LoadHalf(blk1 + L::kOffset);
+#pragma GCC unroll 4
+    for (size_t k = 0; k < kTok; ++k) {
+      offset[k] += m0 * as[k][b];
+      offset[k] += m1 * as[k][b + 1];
+    }
+  }
+}
+#endif
+
+// One weight row against kTok tokens' activations. Even and odd blocks feed
+// separate accumulators (acc0, acc1), fixed by the block index.
+template <size_t kTok, DType kT>
+HWY_INLINE void QuantRow(const uint8_t* HWY_RESTRICT row, size_t n_block, const detail::PlanarQ8* act,
+                         float* HWY_RESTRICT y, size_t y_stride) {
+  constexpr size_t kBytes = QuantLayout<kT>::kBytes;
+  const int8_t* aq[kTok];
+  const float* ad[kTok];
+  const float* as[kTok];
+  __m256 acc0[kTok], acc1[kTok];
+  float offset[kTok];
+  for (size_t k = 0; k < kTok; ++k) {
+    aq[k] = act[k].qs;
+    ad[k] = act[k].d;
+    as[k] = act[k].s;
+    acc0[k] = acc1[k] = _mm256_setzero_ps();
+    offset[k] = 0.0f;
+  }
+  size_t b = 0;
+#if EMBER_INT8_VNNI
+  __m512 acc[kTok];
+  for (size_t k = 0; k < kTok; ++k) acc[k] = _mm512_setzero_ps();
+  for (; b + 2 <= n_block; b += 2) QuantBlockPair<kTok, kT>(row + b * kBytes, b, aq, ad, as, acc, offset);
+  for (size_t k = 0; k < kTok; ++k) {
+    acc0[k] = _mm512_castps512_ps256(acc[k]);
+    acc1[k] = _mm512_extractf32x8_ps(acc[k], 1);
+  }
+#else
+  for (; b + 2 <= n_block; b += 2) {
+    QuantBlock<kTok, kT>(row + b * kBytes, b, aq, ad, as, acc0, offset);
+    QuantBlock<kTok, kT>(row + (b + 1) * kBytes, b + 1, aq, ad, as, acc1, offset);
+  }
+#endif
+  if (b < n_block) QuantBlock<kTok, kT>(row + b * kBytes, b, aq, ad, as, acc0, offset);
+  for (size_t k = 0; k < kTok; ++k) {
+    y[k * y_stride] = SumLanes(_mm256_add_ps(acc0[k], acc1[k])) + offset[k];
+  }
+}
+
+template <size_t kTok>
+HWY_INLINE void QuantRowTokens(const MatrixView& w, const std::byte* row, const detail::PlanarQ8* act, float* y,
+                               size_t y_stride) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(row);
+  const size_t n_block = w.n_col / 32;
+  switch (w.dtype) {
+    case DType::Q8_0: QuantRow<kTok, DType::Q8_0>(bytes, n_block, act, y, y_stride); break;
+    case DType::Q4_0: QuantRow<kTok, DType::Q4_0>(bytes, n_block, act, y, y_stride); break;
+    case DType::Q4_1: QuantRow<kTok, DType::Q4_1>(bytes, n_block, act, y, y_stride); break;
+    default: break;  // the caller routes other formats elsewhere
+  }
+}
+
+// Rows [r_begin, r_end) against n_tok (<= kTokenChunk) tokens of planar
+// activations `act`; y points at token 0's outputs.
+void QuantRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, float* y, size_t y_stride,
+               size_t r_begin, size_t r_end) {
+  for (size_t r = r_begin; r < r_end; ++r) {
+    const std::byte* row = w.row(r);
+    size_t t = 0;
+    for (; t + kMaxTok <= n_tok; t += kMaxTok) QuantRowTokens<kMaxTok>(w, row, act + t, y + t * y_stride + r, y_stride);
+    switch (n_tok - t) {
+      case 1: QuantRowTokens<1>(w, row, act + t, y + t * y_stride + r, y_stride); break;
+      case 2: QuantRowTokens<2>(w, row, act + t, y + t * y_stride + r, y_stride); break;
+      case 3: QuantRowTokens<3>(w, row, act + t, y + t * y_stride + r, y_stride); break;
+      default: break;
+    }
+  }
+}

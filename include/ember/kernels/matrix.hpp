@@ -1,0 +1,33 @@
+// A weight matrix as the kernels see it: any GGML format, used in place.
+//
+// Conventions for every backend in kernels/:
+//   - `w` is a weight matrix of n_row rows by n_col columns; a row is the unit
+//     of quantization (its blocks run along the columns).
+//   - `x` holds activations, one row of n_col floats per token; `y` receives
+//     one float per (token, weight row).
+//   - Pointers need no particular alignment: weights sit wherever the GGUF
+//     file put them, activations wherever the caller's scratch is.
+#pragma once
+
+#include <cstddef>
+
+#include "ember/tensor/dtype.hpp"
+
+namespace ember::kernels {
+
+struct MatrixView {
+  DType dtype;       // format of every row
+  const void* data;  // row r starts at (const std::byte*)data + r * row_bytes
+  size_t n_row;
+  size_t n_col;      // a multiple of block_size(dtype)
+  size_t row_bytes;  // at least ember::row_bytes(dtype, n_col); larger for padded layouts
+
+  const std::byte* row(size_t r) const { return static_cast<const std::byte*>(data) + r * row_bytes; }
+};
+
+// A view of a densely packed (n_row, n_col) matrix.
+inline MatrixView make_matrix_view(DType dtype, const void* data, size_t n_row, size_t n_col) {
+  return MatrixView{dtype, data, n_row, n_col, ember::row_bytes(dtype, n_col)};
+}
+
+}  // namespace ember::kernels

@@ -1,0 +1,116 @@
+// Model<Backend>: the immutable, shareable half of inference — the mapped GGUF file, the
+// architecture, weight views, tokenizer and chat template. Many Sessions can use one
+// Model from many threads at once; nothing in it changes after load.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "ember/chat/template.hpp"
+#include "ember/core/log.hpp"
+#include "ember/core/result.hpp"
+#include "ember/gguf/reader.hpp"
+#include "ember/kernels/kernels.hpp"
+#include "ember/model/card.hpp"
+#include "ember/model/hparams.hpp"
+#include "ember/model/weights.hpp"
+#include "ember/tokenizer/tokenizer.hpp"
+
+namespace ember {
+
+struct LoadOptions {
+  Logger log;  // where load messages go; silent by default
+};
+
+template <class Backend = kernels::Highway>
+class Model {
+ public:
+  using backend_type = Backend;
+
+  // Maps and validates a GGUF file; every problem is an Error naming the file and what is wrong.
+  static Result<Model> load(const std::string& path, const LoadOptions& options = {}) {
+    auto file = gguf::File::open(path);
+    if (!file) return std::move(file).error();
+    auto m = from_file(std::move(*file), options);
+    if (!m) return std::move(m).error().context(path);
+    return m;
+  }
+
+  // Uses a caller's buffer in place; it must outlive the Model.
+  static Result<Model> from_memory(std::span<const std::byte> bytes, const LoadOptions& options = {}) {
+    auto file = gguf::File::from_memory(bytes);
+    if (!file) return std::move(file).error();
+    return from_file(std::move(*file), options);
+  }
+
+  const Hyperparams& hparams() const { return impl_->hparams; }
+  const Weights& weights() const { return impl_->weights; }
+  const Tokenizer& tokenizer() const { return impl_->tokenizer; }
+  const gguf::File& file() const { return impl_->file; }
+
+  // The model's own chat template (tokenizer.chat_template), parsed.
+  Result<chat::ChatTemplate> chat_template() const {
+    auto src = impl_->file.get_string("tokenizer.chat_template");
+    if (!src) return make_error(Errc::unsupported, "this model has no chat template (tokenizer.chat_template)");
+    return chat::ChatTemplate::parse(*src);
+  }
+
+  // What a session with this context and batch will need, before anything is allocated.
+  // The KV cache type a session gets by default: F32 when every matrix is F32 (full
+  // precision, as llama2.c runs such models), else F16 (llama.cpp's default).
+  DType default_kv_dtype() const {
+    for (const auto& l : weights().layers)
+      for (const MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+        if (m->dtype != DType::F32) return DType::F16;
+    return DType::F32;
+  }
+
+  MemoryPlan memory_plan(uint32_t n_ctx, uint32_t n_batch = 64, std::optional<DType> kv_dtype = std::nullopt) const {
+    const auto& h = hparams();
+    const uint64_t kv_elem = kv_dtype.value_or(default_kv_dtype()) == DType::F16 ? 2 : 4;
+    MemoryPlan p;
+    for (const auto& t : impl_->file.tensors()) p.weights_bytes += t.n_bytes;
+    p.n_ctx = n_ctx;
+    p.n_batch = n_batch;
+    p.kv_bytes_per_token = 2ull * h.n_layer * h.n_embd_kv() * kv_elem;
+    p.kv_bytes = p.kv_bytes_per_token * n_ctx;
+    const uint64_t per_token = 2ull * h.n_embd + 2ull * h.n_embd_q() + 2ull * h.n_embd_kv() + 2ull * h.n_ff;
+    p.scratch_bytes = (per_token * n_batch + h.n_vocab + 2ull * (n_ctx + h.head_dim)) * sizeof(float);
+    return p;
+  }
+
+  ModelCard card(uint32_t n_ctx = 0) const {
+    ModelCard c = make_card(impl_->file, hparams());
+    c.memory = memory_plan(n_ctx ? n_ctx : hparams().n_ctx_train);
+    return c;
+  }
+
+ private:
+  struct Impl {
+    gguf::File file;
+    Hyperparams hparams;
+    Weights weights;
+    Tokenizer tokenizer;
+  };
+  explicit Model(std::unique_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+  static Result<Model> from_file(gguf::File file, const LoadOptions& options) {
+    EMBER_TRY(Hyperparams h, read_hyperparams(file));
+    EMBER_TRY(Weights w, load_weights(file, h, &Backend::supports));
+    EMBER_TRY(Tokenizer tok, Tokenizer::from_gguf(file));
+    if (tok.n_vocab() != h.n_vocab)
+      return make_error(Errc::format, "tokenizer has " + std::to_string(tok.n_vocab()) +
+                                          " tokens but the model's vocab is " + std::to_string(h.n_vocab));
+    options.log(LogLevel::info, "loaded " + h.arch + ": " + std::to_string(h.n_layer) + " layers, dim " +
+                                    std::to_string(h.n_embd) + ", backend " + Backend::name);
+    // The Impl lives on the heap so views into it (tokenizer, weights) survive moves of Model.
+    auto impl = std::unique_ptr<Impl>(new Impl{std::move(file), std::move(h), std::move(w), std::move(tok)});
+    return Model(std::move(impl));
+  }
+
+  std::unique_ptr<const Impl> impl_;
+};
+
+}  // namespace ember

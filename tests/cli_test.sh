@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# ember-cli's interface, as outside checks rely on it. Usage: cli_test.sh EMBER_CLI
+set -uo pipefail
+cli=$1
+data=${EMBER_TEST_DATA:-$(dirname "$0")/../../shared/data}
+stories="$data/stories260K/stories260K.gguf"
+fails=0
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
+if [ ! -f "$stories" ]; then
+  echo "stories260K not found under $data"; [ "${EMBER_REQUIRE_TEST_DATA:-0}" = 1 ] && exit 1; exit 77
+fi
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+"$cli" generate -m "$stories" -n 200 --temp 0 > "$tmp/g.txt" 2> "$tmp/g.err"
+check "generate prints exactly llama2.c's greedy text" 'cmp -s "$tmp/g.txt" "$data/stories260K/greedy-200.txt"'
+check "generate logs nothing to stdout" '[ "$(wc -c < "$tmp/g.txt")" -eq "$(wc -c < "$data/stories260K/greedy-200.txt")" ]'
+"$cli" generate -m "$stories" -p "Once upon a time" -n 20 --temp 0.8 --seed 7 -t 2 > "$tmp/s1.txt"
+"$cli" generate -m "$stories" -p "Once upon a time" -n 20 --temp 0.8 --seed 7 -t 1 > "$tmp/s2.txt"
+check "seeded sampling is reproducible across thread counts" 'cmp -s "$tmp/s1.txt" "$tmp/s2.txt" && [ -s "$tmp/s1.txt" ]'
+check "generate does not print the prompt" '! grep -q "^Once upon a time" "$tmp/s1.txt"'
+check "tokenize prints ids on one line" '[ "$("$cli" tokenize -m "$stories" -p "Hello world")" = "1 346 306 414 263 304 341" ]'
+check "tokenize --no-bos" '[ "$("$cli" tokenize -m "$stories" --no-bos -p "Hello world")" = "346 306 414 263 304 341" ]'
+printf 'Hello world' > "$tmp/in.txt"
+check "tokenize -f FILE" '[ "$("$cli" tokenize -m "$stories" -f "$tmp/in.txt")" = "1 346 306 414 263 304 341" ]'
+check "info names the architecture" '"$cli" info -m "$stories" | grep -q "^architecture: *llama"'
+check "info --json is one JSON object" '"$cli" info -m "$stories" --json | python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"n_params\"] > 0"'
+check "logits prints one JSON line per position" '[ "$("$cli" logits -m "$stories" -p "Hello world" --top 3 | python3 -c "import json,sys; print(sum(len(json.loads(l)[\"top\"]) == 3 for l in sys.stdin))")" = 7 ]'
+
+# Bad input: non-zero exit, one line on stderr.
+bad() {
+  "$@" > /dev/null 2> "$tmp/err"; local rc=$?
+  [ $rc -ne 0 ] && [ "$(wc -l < "$tmp/err")" -eq 1 ]
+}
+printf 'GGUF\3\0\0\0' > "$tmp/trunc.gguf"
+check "missing model file" 'bad "$cli" generate -m "$tmp/none.gguf"'
+check "truncated model file" 'bad "$cli" info -m "$tmp/trunc.gguf"'
+check "not a GGUF file" 'bad "$cli" info -m "$tmp/in.txt"'
+check "unknown command" 'bad "$cli" frobnicate -m "$stories"'
+check "unknown option" 'bad "$cli" generate -m "$stories" --bogus'
+check "bad number" 'bad "$cli" generate -m "$stories" -n lots'
+check "missing -m" 'bad "$cli" generate -p hi'
+check "tokenize without text" 'bad "$cli" tokenize -m "$stories"'
+
+echo "$((fails == 0 ? 1 : 0)) passed, $fails failed" >/dev/null
+[ $fails -eq 0 ]

@@ -1,0 +1,931 @@
+// Kernel backends against the scalar oracle: every op of Highway (on every
+// target this CPU runs, with and without AVX-512 VNNI where the CPU has it)
+// and of Xsimd (on every arch the compiler flags allow) is compared with
+// Reference by normalized error, over sizes that hit every vector tail, odd
+// block counts, strides, sub-ranges of rows and misaligned weights. Matmul
+// must also be bit-identical under any split of rows and tokens (the
+// determinism rule).
+//
+// Matmul quantizes activations as ggml does (quant/activations.hpp): the
+// activation quantizers are checked against hand-computed blocks, Reference's
+// quantized dot products against dequantized blocks summed in double, and the
+// SIMD backends against Reference, which they must match up to float
+// summation order (the quantized activations are the same bits).
+//
+// Normalized error of a matmul output: |y - y_ref| / sum_j |w_j * x_j|, the
+// measure of ggml's test-backend-ops; it is scale-free and does not blow up
+// when an output happens to cancel to near zero.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "ember/core/half.hpp"
+#include "ember/kernels/kernels.hpp"
+#include "ember/quant/activations.hpp"
+#include "ember/quant/quant.hpp"
+
+namespace {
+
+using ember::DType;
+using ember::kernels::Highway;
+using ember::kernels::MatrixView;
+using ember::kernels::Reference;
+using ember::kernels::Xsimd;
+namespace quant = ember::quant;
+
+// ------------------------------------------------------------ error budgets
+//
+// Matmul, max normalized error against Reference. Both sides take the same
+// integer block sums (or exact f16 products); the vector paths add the
+// blocks' float terms with another association than the double-precision
+// oracle, so only summation order separates them. Measured worst values
+// (x86-64, every Highway target with and without VNNI, Xsimd sse2..avx512bw)
+// are in the comments; one activation quant off by one (a wrong rounding) or
+// a dropped scale lands orders of magnitude above these.
+constexpr double kBudgetF32 = 1e-6;   // measured 1.3e-7
+constexpr double kBudgetF16 = 1e-6;   // measured 1.2e-7
+constexpr double kBudgetQ8_0 = 1e-6;  // measured 7.8e-8
+constexpr double kBudgetQ4_0 = 1e-6;  // measured 5.7e-8
+// Q4_1 sums d_w*d_a*sum(q*a) + m*s: the two terms may cancel, so its error is
+// relative to |d*q| + |m| rather than to |w|.
+constexpr double kBudgetQ4_1 = 2e-6;  // measured 6.4e-8
+// Formats without vector code run Reference's own matmul: bit-identical.
+constexpr double kBudgetFallback = 0.0;
+
+double matmul_budget(DType t) {
+  switch (t) {
+    case DType::F32: return kBudgetF32;
+    case DType::F16: return kBudgetF16;
+    case DType::Q8_0: return kBudgetQ8_0;
+    case DType::Q4_0: return kBudgetQ4_0;
+    case DType::Q4_1: return kBudgetQ4_1;
+    default: return kBudgetFallback;
+  }
+}
+
+// Vector ops: relative error against the oracle (dot: normalized as matmul).
+// Measured worst over all targets in the comments.
+constexpr double kBudgetDot = 1e-6;          // measured 8.1e-8
+constexpr double kBudgetElementwise = 1e-6;  // axpy/add/scale: one rounding apart; 6.0e-8
+constexpr double kBudgetRmsNorm = 4e-6;      // float sum of squares; 8.6e-7 on SCALAR
+constexpr double kBudgetSoftmax = 5e-6;      // vector exp, float sum; 1.7e-6 on SCALAR
+constexpr double kBudgetSilu = 1e-6;         // vector exp vs libm expf; 2.4e-7
+
+// Every format the quant layer dequantizes; the first five have vector code.
+const DType kFormats[] = {DType::F32,  DType::F16,  DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                          DType::BF16, DType::Q5_0, DType::Q5_1, DType::Q8_1, DType::Q2_K,
+                          DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
+const DType kVectorFormats[] = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
+
+// ------------------------------------------------------------------ inputs
+
+// splitmix64: a seeded, portable generator, so failures reproduce anywhere.
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed) {}
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float uniform(float lo, float hi) { return lo + (hi - lo) * float(next() >> 40) * 0x1p-24f; }
+  float sign() { return (next() & 1) ? 1.0f : -1.0f; }
+};
+
+std::vector<float> random_floats(size_t n, Rng& rng, float lo = -1, float hi = 1) {
+  std::vector<float> v(n);
+  for (float& f : v) f = rng.uniform(lo, hi);
+  return v;
+}
+
+void put_f16(unsigned char* p, float v) {
+  const uint16_t h = ember::f32_to_f16(v);
+  std::memcpy(p, &h, sizeof(h));
+}
+
+// Scale fields of a block (f16 unless noted), for giving random blocks sane scales.
+struct ScaleFields {
+  size_t offsets[2];
+  size_t count;
+  bool f32 = false;  // Q8_K keeps its d as a float
+};
+
+ScaleFields scale_fields(DType t) {
+  using namespace quant;
+  switch (t) {
+    case DType::Q4_0: return {{offsetof(BlockQ4_0, d_f16)}, 1};
+    case DType::Q4_1: return {{offsetof(BlockQ4_1, d_f16), offsetof(BlockQ4_1, m_f16)}, 2};
+    case DType::Q5_0: return {{offsetof(BlockQ5_0, d_f16)}, 1};
+    case DType::Q5_1: return {{offsetof(BlockQ5_1, d_f16), offsetof(BlockQ5_1, m_f16)}, 2};
+    case DType::Q8_0: return {{offsetof(BlockQ8_0, d_f16)}, 1};
+    case DType::Q8_1: return {{offsetof(BlockQ8_1, d_f16), offsetof(BlockQ8_1, s_f16)}, 2};
+    case DType::Q2_K: return {{offsetof(BlockQ2_K, d_f16), offsetof(BlockQ2_K, dmin_f16)}, 2};
+    case DType::Q3_K: return {{offsetof(BlockQ3_K, d_f16)}, 1};
+    case DType::Q4_K: return {{offsetof(BlockQ4_K, d_f16), offsetof(BlockQ4_K, dmin_f16)}, 2};
+    case DType::Q5_K: return {{offsetof(BlockQ5_K, d_f16), offsetof(BlockQ5_K, dmin_f16)}, 2};
+    case DType::Q6_K: return {{offsetof(BlockQ6_K, d_f16)}, 1};
+    case DType::Q8_K: return {{offsetof(BlockQ8_K, d)}, 1, true};
+    default: return {{}, 0};
+  }
+}
+
+// Fills n_row rows of weights of type t: random quants with scales of either
+// sign in a range a real model has, or random values for float formats.
+void fill_weights(DType t, unsigned char* dst, size_t n_row, size_t n_col, Rng& rng) {
+  const size_t n = n_row * n_col;
+  switch (t) {
+    case DType::F32:
+      for (size_t i = 0; i < n; ++i) {
+        const float v = rng.uniform(-1, 1);
+        std::memcpy(dst + 4 * i, &v, 4);
+      }
+      return;
+    case DType::F16:
+      for (size_t i = 0; i < n; ++i) put_f16(dst + 2 * i, rng.uniform(-1, 1));
+      return;
+    case DType::BF16:
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t h = ember::f32_to_bf16(rng.uniform(-1, 1));
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
+      return;
+    default: break;
+  }
+  const size_t bytes = n_row * ember::row_bytes(t, n_col);
+  for (size_t i = 0; i < bytes; ++i) dst[i] = static_cast<unsigned char>(rng.next());
+  const ScaleFields f = scale_fields(t);
+  const size_t block = ember::block_bytes(t);
+  for (size_t b = 0; b < bytes / block; ++b) {
+    for (size_t k = 0; k < f.count; ++k) {
+      const float v = rng.sign() * rng.uniform(0.002f, 0.05f);
+      unsigned char* p = dst + b * block + f.offsets[k];
+      if (f.f32) {
+        std::memcpy(p, &v, 4);
+      } else {
+        put_f16(p, v);
+      }
+    }
+  }
+}
+
+// A byte buffer whose data() sits `misalign` bytes past a 64-byte boundary.
+struct Buffer {
+  std::vector<unsigned char> storage;
+  unsigned char* ptr;
+  Buffer(size_t bytes, size_t misalign) : storage(bytes + 128) {
+    const auto a = reinterpret_cast<uintptr_t>(storage.data());
+    ptr = storage.data() + ((64 - a % 64) % 64) + misalign;
+  }
+  unsigned char* data() { return ptr; }
+};
+
+// ------------------------------------------------------ backends under test
+
+// The default xsimd arch for this TU's flags (no -m flags on x86-64: SSE2),
+// then the lesser archs those flags also allow, each listed once.
+using XsimdArchs = std::tuple<xsimd::default_arch
+#if XSIMD_WITH_AVX512BW && XSIMD_WITH_FMA3_AVX2
+                              ,
+                              xsimd::fma3<xsimd::avx2>
+#endif
+#if XSIMD_WITH_AVX2 && (XSIMD_WITH_FMA3_AVX2 || XSIMD_WITH_AVX512F)
+                              ,
+                              xsimd::avx2
+#endif
+#if XSIMD_WITH_SSE4_1 && XSIMD_WITH_AVX
+                              ,
+                              xsimd::sse4_1
+#endif
+#if XSIMD_WITH_SSE2 && XSIMD_WITH_SSE3
+                              ,
+                              xsimd::sse2
+#endif
+                              >;
+
+// Calls f(std::type_identity<Backend>{}, label) for Highway on every target
+// this CPU runs (the AVX3 targets twice, with and without VNNI, where the CPU
+// has it), then for Xsimd on every arch in XsimdArchs.
+template <class F>
+void for_each_backend(F&& f) {
+  const std::vector<std::string> targets = Highway::available_targets();
+  REQUIRE(!targets.empty());
+  for (const std::string& target : targets) {
+    REQUIRE(Highway::force_target(target));
+    const bool has_vnni_path = target == "AVX3" || target == "AVX3_DL";
+    if (has_vnni_path && Highway::vnni_available()) {
+      f(std::type_identity<Highway>{}, "Highway/" + target + "+VNNI");
+      Highway::set_vnni_enabled(false);
+      f(std::type_identity<Highway>{}, "Highway/" + target + " without VNNI");
+      Highway::set_vnni_enabled(true);
+    } else {
+      f(std::type_identity<Highway>{}, "Highway/" + target);
+    }
+  }
+  Highway::reset_target();
+  std::apply(
+      [&](auto... archs) {
+        (f(std::type_identity<Xsimd<decltype(archs)>>{}, std::string("Xsimd/") + decltype(archs)::name()), ...);
+      },
+      XsimdArchs{});
+}
+
+// ----------------------------------------------------------------- matmul
+
+struct MatmulCase {
+  DType t;
+  size_t n_row, n_col, n_tok;
+  size_t misalign;    // bytes added to the weights' address
+  bool ties = false;  // activations whose Q8 quantization meets exact halves
+};
+
+// Runs one case on backend B against Reference; returns the worst normalized
+// error and checks that rows outside the requested range stay untouched.
+template <class B>
+double matmul_error(const MatmulCase& c, uint64_t seed, bool* wrote_outside) {
+  Rng rng(seed);
+  const size_t rb = ember::row_bytes(c.t, c.n_col);
+  Buffer w_buf(c.n_row * rb, c.misalign);
+  fill_weights(c.t, w_buf.data(), c.n_row, c.n_col, rng);
+  const MatrixView w{c.t, w_buf.data(), c.n_row, c.n_col, rb};
+
+  // Activations with a stride: the gap holds NaN, so reading past a row shows.
+  const size_t x_stride = c.n_col + 3;
+  std::vector<float> x(c.n_tok * x_stride + 1, std::numeric_limits<float>::quiet_NaN());
+  float* x0 = x.data() + 1;  // 4-byte but not vector aligned
+  for (size_t k = 0; k < c.n_tok; ++k) {
+    for (size_t j = 0; j < c.n_col; ++j) {
+      float v = rng.uniform(-1, 1);
+      if (c.ties) {
+        // amax 127 in every block of 32 makes 127 / amax exactly 1, so
+        // x * id lands on k + 0.5: rounding must go to even everywhere.
+        v = j % 32 == 0 ? 127.0f * rng.sign() : float(int(rng.next() % 254) - 127) + 0.5f;
+      }
+      x0[k * x_stride + j] = v;
+    }
+  }
+
+  const size_t y_stride = c.n_row + 2;
+  const float kSentinel = 12345.0f;
+  std::vector<float> y_ref(c.n_tok * y_stride, kSentinel), y(c.n_tok * y_stride, kSentinel);
+  Reference::matmul(w, x0, x_stride, c.n_tok, y_ref.data(), y_stride, 0, c.n_row);
+
+  // A range that starts mid-matrix when there is room, then the rest.
+  const size_t r_mid = c.n_row / 3, r_end = c.n_row - c.n_row / 4;
+  B::matmul(w, x0, x_stride, c.n_tok, y.data(), y_stride, r_mid, r_end);
+  for (size_t k = 0; k < c.n_tok; ++k) {
+    for (size_t r = 0; r < y_stride; ++r) {
+      const bool inside = r >= r_mid && r < r_end;
+      if (!inside && y[k * y_stride + r] != kSentinel) *wrote_outside = true;
+    }
+  }
+  B::matmul(w, x0, x_stride, c.n_tok, y.data(), y_stride, 0, r_mid);
+  B::matmul(w, x0, x_stride, c.n_tok, y.data(), y_stride, r_end, c.n_row);
+  for (size_t k = 0; k < c.n_tok; ++k) {  // the stride gap
+    for (size_t r = c.n_row; r < y_stride; ++r) {
+      if (y[k * y_stride + r] != kSentinel) *wrote_outside = true;
+    }
+  }
+
+  std::vector<float> row(c.n_col);
+  double worst = 0;
+  for (size_t r = 0; r < c.n_row; ++r) {
+    REQUIRE(quant::dequantize_row(c.t, w.row(r), row.data(), c.n_col).ok());
+    for (size_t k = 0; k < c.n_tok; ++k) {
+      double norm = 0;
+      for (size_t j = 0; j < c.n_col; ++j) norm += std::fabs(double(row[j]) * x0[k * x_stride + j]);
+      const double got = y[k * y_stride + r], want = y_ref[k * y_stride + r];
+      double err = std::fabs(got - want) / (norm > 0 ? norm : 1.0);
+      if (!std::isfinite(got) || !std::isfinite(want)) err = std::numeric_limits<double>::infinity();
+      if (matmul_budget(c.t) == 0.0 && got != want) err = std::max(err, 1e-30);
+      worst = std::max(worst, err);
+    }
+  }
+  return worst;
+}
+
+// Column counts: for dense rows, every tail length of every vector width; for
+// blocks, 1, a few odd counts and a count past one 4-vector group.
+std::vector<size_t> column_counts(DType t) {
+  const size_t bs = ember::block_size(t);
+  if (bs == 1) {
+    return {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 127, 129, 256, 300};
+  }
+  if (bs == 32) return {32, 64, 96, 160, 224, 256, 544};
+  return {256, 512, 768};
+}
+
+TEST_CASE("kernels: Xsimd's integer f16 conversion is exact for all 65536 values") {
+  // The path for flags without F16C; with F16C, load_f16 uses the hardware.
+  std::vector<uint16_t> all(65536 + 16);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = uint16_t(i);
+  std::apply(
+      [&](auto... archs) {
+        (
+            [&]<class A>(A) {
+              namespace detail = ember::kernels::xsimd_detail;
+              constexpr size_t N = xsimd::batch<float, A>::size;
+              size_t mismatches = 0;
+              for (size_t i = 0; i < 65536; i += N) {
+                alignas(64) float got[N], via_load[N];
+                detail::f16_bits_to_float<A>(detail::widen_u16<A>(all.data() + i)).store_aligned(got);
+                detail::load_f16<A>(all.data() + i).store_aligned(via_load);
+                for (size_t j = 0; j < N; ++j) {
+                  const float want = ember::f16_to_f32(uint16_t(i + j));
+                  if (std::isnan(want)) {
+                    mismatches += !std::isnan(got[j]) || !std::isnan(via_load[j]);
+                  } else {
+                    mismatches += std::memcmp(&got[j], &want, 4) != 0;
+                    mismatches += std::memcmp(&via_load[j], &want, 4) != 0;
+                  }
+                }
+              }
+              INFO(A::name());
+              CHECK(mismatches == 0);
+            }(archs),
+            ...);
+      },
+      XsimdArchs{});
+}
+
+TEST_CASE("kernels: Highway target control") {
+  const std::vector<std::string> targets = Highway::available_targets();
+  REQUIRE(!targets.empty());
+  for (const std::string& t : targets) {
+    CHECK(Highway::force_target(t));
+    CHECK(std::string(Highway::current_target()) == t);
+  }
+  CHECK_FALSE(Highway::force_target("NOT_A_TARGET"));
+  Highway::reset_target();
+  CHECK(std::string(Highway::current_target()) == targets.front());
+  // Forcing must not shrink what is reported as available.
+  REQUIRE(Highway::force_target(targets.back()));
+  CHECK(Highway::available_targets() == targets);
+  CHECK(std::string(Highway::current_target()) == targets.back());
+  Highway::reset_target();
+}
+
+TEST_CASE("kernels: every backend supports every format the quant layer reads") {
+  for (DType t : kFormats) {
+    INFO(ember::name(t));
+    CHECK(Reference::supports(t));
+    CHECK(Highway::supports(t));
+    CHECK(Xsimd<>::supports(t));
+  }
+  CHECK_FALSE(Reference::supports(static_cast<DType>(4)));  // Q4_2, removed from ggml
+}
+
+// ------------------------------------------------- activation quantization
+
+std::vector<float> zeros(size_t n) { return std::vector<float>(n, 0.0f); }
+
+TEST_CASE("activations: the activation type of each weight format is ggml's vec_dot_type") {
+  using quant::activation_type;
+  for (DType t : {DType::Q4_0, DType::Q5_0, DType::Q8_0}) CHECK(activation_type(t) == DType::Q8_0);
+  for (DType t : {DType::Q4_1, DType::Q5_1}) CHECK(activation_type(t) == DType::Q8_1);
+  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    CHECK(activation_type(t) == DType::Q8_K);
+  }
+  CHECK(activation_type(DType::F16) == DType::F16);
+  CHECK(activation_type(DType::BF16) == DType::BF16);
+  // No ggml CPU dot product for these as weights: activations stay f32.
+  for (DType t : {DType::F32, DType::Q8_1, DType::Q8_K}) CHECK(activation_type(t) == DType::F32);
+}
+
+TEST_CASE("activations: Q8_0 and Q8_1 blocks round ties to even, as ggml's x86 code") {
+  SUBCASE("amax 127: id = 1, so x itself is rounded") {
+    std::vector<float> x = zeros(32);
+    const float in[] = {127, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3.5f, -3.5f, 126.5f, -126.5f, 0.49999997f, 2.6f};
+    const int8_t want[] = {127, 0, 2, 2, 0, -2, -2, 4, -4, 126, -126, 0, 3};
+    std::copy(std::begin(in), std::end(in), x.begin());
+    quant::BlockQ8_0 b;
+    quant::quantize_activations(x.data(), &b, 32);
+    CHECK(b.d_f16 == ember::f32_to_f16(1.0f));
+    for (size_t j = 0; j < std::size(want); ++j) {
+      INFO("x = ", in[j]);
+      CHECK(int(b.qs[j]) == int(want[j]));
+    }
+    for (size_t j = std::size(want); j < 32; ++j) CHECK(b.qs[j] == 0);
+  }
+  SUBCASE("amax 1: id = 127, d = 1/127; Q8_1's s is f16(d * sum(q)) with the unrounded d") {
+    std::vector<float> x = zeros(32);
+    x[0] = 1.0f;    // 127
+    x[1] = 0.5f;    // 63.5 -> 64
+    x[2] = -0.5f;   // -63.5 -> -64
+    x[3] = 0.25f;   // 31.75 -> 32
+    x[31] = -1.0f;  // the same magnitude as x[0]: -127
+    quant::BlockQ8_1 b;
+    quant::quantize_activations(x.data(), &b, 32);
+    CHECK(b.d_f16 == ember::f32_to_f16(1.0f / 127.0f));
+    CHECK(int(b.qs[0]) == 127);
+    CHECK(int(b.qs[1]) == 64);
+    CHECK(int(b.qs[2]) == -64);
+    CHECK(int(b.qs[3]) == 32);
+    CHECK(int(b.qs[31]) == -127);
+    // s = f16(d * sum(q)), d = amax / 127 in float, sum(q) = 127 + 64 - 64 + 32 - 127.
+    const float d = 1.0f / 127.0f;
+    CHECK(b.s_f16 == ember::f32_to_f16(d * 32.0f));
+    CHECK(ember::f16_to_f32(b.s_f16) == doctest::Approx(32.0 / 127).epsilon(1e-3));
+  }
+  SUBCASE("an all-zero block has d = 0, s = 0 and zero quants") {
+    const std::vector<float> x = zeros(64);
+    quant::BlockQ8_1 b[2];
+    quant::quantize_activations(x.data(), b, 64);
+    for (const auto& blk : b) {
+      CHECK(blk.d_f16 == 0);
+      CHECK(blk.s_f16 == 0);
+      for (int8_t q : blk.qs) CHECK(q == 0);
+    }
+  }
+}
+
+TEST_CASE("activations: Q8_K maps the signed element of largest magnitude to -127") {
+  SUBCASE("negative max: iscale = 64, positive elements may reach +127") {
+    std::vector<float> x = zeros(256);
+    const float m = 127.0f / 64.0f;  // exact: iscale = -127 / -m = 64
+    x[0] = 0.5f / 64;                // 0.5 -> 0
+    x[1] = 1.5f / 64;                // 1.5 -> 2
+    x[2] = 2.5f / 64;                // 2.5 -> 2
+    x[3] = -m;                       // the max: -127
+    x[4] = -0.5f / 64;               // -0.5 -> 0
+    x[5] = -2.5f / 64;               // -2.5 -> -2
+    x[6] = -3.5f / 64;               // -3.5 -> -4
+    x[10] = m;                       // same magnitude, later: not the max; 127
+    x[17] = 1.0f;                    // group 1: 64
+    x[255] = -1.0f;                  // group 15: -64
+    quant::BlockQ8_K b;
+    quant::quantize_activations(x.data(), &b, 256);
+    CHECK(b.d == 1.0f / 64.0f);
+    const int want[] = {0, 2, 2, -127, 0, -2, -4};
+    for (size_t j = 0; j < std::size(want); ++j) CHECK(int(b.qs[j]) == want[j]);
+    CHECK(int(b.qs[10]) == 127);
+    CHECK(int(b.qs[17]) == 64);
+    CHECK(int(b.qs[255]) == -64);
+    CHECK(b.bsums[0] == 0 + 2 + 2 - 127 + 0 - 2 - 4 + 127);
+    CHECK(b.bsums[1] == 64);
+    CHECK(b.bsums[15] == -64);
+    for (size_t g = 2; g < 15; ++g) CHECK(b.bsums[g] == 0);
+  }
+  SUBCASE("positive max: iscale and d are negative") {
+    std::vector<float> x = zeros(256);
+    x[0] = 2.0f;   // iscale = -63.5: -127
+    x[1] = -1.0f;  // 63.5 -> 64
+    x[2] = 1.0f;   // -63.5 -> -64
+    x[3] = -2.0f;  // 127
+    quant::BlockQ8_K b;
+    quant::quantize_activations(x.data(), &b, 256);
+    CHECK(b.d == 1.0f / (-127.0f / 2.0f));
+    CHECK(b.d < 0);
+    CHECK(int(b.qs[0]) == -127);
+    CHECK(int(b.qs[1]) == 64);
+    CHECK(int(b.qs[2]) == -64);
+    CHECK(int(b.qs[3]) == 127);
+    CHECK(b.bsums[0] == -127 + 64 - 64 + 127);
+  }
+  SUBCASE("an all-zero block has d = 0 and zero quants and sums") {
+    const std::vector<float> x = zeros(256);
+    quant::BlockQ8_K b;
+    std::memset(&b, 0x5a, sizeof(b));
+    quant::quantize_activations(x.data(), &b, 256);
+    CHECK(b.d == 0.0f);
+    for (int8_t q : b.qs) CHECK(q == 0);
+    for (int16_t s : b.bsums) CHECK(s == 0);
+  }
+}
+
+TEST_CASE("activations: f16 and bf16 activations round to nearest even") {
+  const float x[] = {1.0f, 1.0f + 0x1p-11f, 1.0f + 0x1p-11f + 0x1p-20f, 1.0f + 3 * 0x1p-11f, -65504.0f};
+  ember::f16 h[5];
+  quant::quantize_activations(x, h, 5);
+  CHECK(h[0].bits == 0x3c00);
+  CHECK(h[1].bits == 0x3c00);  // halfway: to even
+  CHECK(h[2].bits == 0x3c01);  // just above halfway
+  CHECK(h[3].bits == 0x3c02);  // halfway: to even (up)
+  CHECK(h[4].bits == 0xfbff);
+  ember::bf16 b[2];
+  const float y[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f};
+  quant::quantize_activations(y, b, 2);
+  CHECK(b[0].bits == 0x3f80);
+  CHECK(b[1].bits == 0x3f82);
+}
+
+TEST_CASE("kernels: Reference's quantized matmul equals dequantized blocks summed in double") {
+  // The oracle's block dot products are integer sums times scales. Recompute
+  // them independently: quantize the activations, dequantize both sides with
+  // quant::dequantize_row and sum the products in double. For Q4_1 / Q5_1,
+  // ggml adds m * s with the block's stored s = f16(d * sum(q)), not m times
+  // the sum of the dequantized activations: take that difference into account.
+  for (DType t : kFormats) {
+    const DType act = quant::activation_type(t);
+    if (act == DType::F32) continue;
+    INFO(ember::name(t), " weights, ", ember::name(act), " activations");
+    Rng rng(uint64_t(t) * 7 + 1);
+    const size_t n_col = ember::block_size(t) == 256 ? 768 : 224, n_row = 5, n_tok = 3;
+    const size_t rb = ember::row_bytes(t, n_col);
+    Buffer w_buf(n_row * rb, 3);
+    fill_weights(t, w_buf.data(), n_row, n_col, rng);
+    const MatrixView w{t, w_buf.data(), n_row, n_col, rb};
+    std::vector<float> x(n_tok * n_col);
+    for (float& v : x) v = rng.uniform(-2, 2);
+    std::vector<float> y(n_tok * n_row);
+    Reference::matmul(w, x.data(), n_col, n_tok, y.data(), n_row, 0, n_row);
+
+    std::vector<unsigned char> act_row(ember::row_bytes(act, n_col) + 64);
+    void* act_ptr = act_row.data() + (64 - reinterpret_cast<uintptr_t>(act_row.data()) % 64) % 64;
+    std::vector<float> a(n_col), wr(n_col);
+    double worst = 0;
+    for (size_t k = 0; k < n_tok; ++k) {
+      quant::quantize_activations(act, x.data() + k * n_col, act_ptr, n_col);
+      REQUIRE(quant::dequantize_row(act, act_ptr, a.data(), n_col).ok());
+      for (size_t r = 0; r < n_row; ++r) {
+        REQUIRE(quant::dequantize_row(t, w.row(r), wr.data(), n_col).ok());
+        double want = 0, norm = 0;
+        for (size_t j = 0; j < n_col; ++j) {
+          want += double(wr[j]) * double(a[j]);
+          norm += std::fabs(double(wr[j]) * double(a[j]));
+        }
+        if (act == DType::Q8_1) {
+          const size_t m_offset =
+              t == DType::Q4_1 ? offsetof(quant::BlockQ4_1, m_f16) : offsetof(quant::BlockQ5_1, m_f16);
+          const auto* blocks = static_cast<const quant::BlockQ8_1*>(act_ptr);
+          for (size_t b = 0; b < n_col / 32; ++b) {
+            uint16_t m;
+            std::memcpy(&m, w.row(r) + b * ember::block_bytes(t) + m_offset, sizeof(m));
+            double a_sum = 0;
+            for (size_t j = 0; j < 32; ++j) a_sum += a[32 * b + j];
+            want += double(ember::f16_to_f32(m)) * (double(ember::f16_to_f32(blocks[b].s_f16)) - a_sum);
+          }
+        }
+        worst = std::max(worst, std::fabs(double(y[k * n_row + r]) - want) / norm);
+      }
+    }
+    INFO("worst normalized difference ", worst);
+    CHECK(worst <= 1e-6);
+  }
+}
+
+TEST_CASE("kernels: quantized activations stay close to the f32 product") {
+  // A coarse check of the whole oracle: Q8 activations carry about 8 bits, so
+  // the result moves by well under 1% of sum |w * x| (random data: ~2e-4).
+  for (DType t : kFormats) {
+    if (quant::activation_type(t) == DType::F32) continue;
+    INFO(ember::name(t));
+    Rng rng(uint64_t(t) + 3);
+    const size_t n_col = 512;
+    const size_t rb = ember::row_bytes(t, n_col);
+    Buffer w_buf(rb, 0);
+    fill_weights(t, w_buf.data(), 1, n_col, rng);
+    const MatrixView w{t, w_buf.data(), 1, n_col, rb};
+    std::vector<float> x = random_floats(n_col, rng), wr(n_col);
+    REQUIRE(quant::dequantize_row(t, w.row(0), wr.data(), n_col).ok());
+    double exact = 0, norm = 0;
+    for (size_t j = 0; j < n_col; ++j) {
+      exact += double(wr[j]) * x[j];
+      norm += std::fabs(double(wr[j]) * x[j]);
+    }
+    float y = 0;
+    Reference::matmul(w, x.data(), n_col, 1, &y, 1, 0, 1);
+    CHECK(std::fabs(y - exact) / norm < 1e-2);
+  }
+}
+
+TEST_CASE("kernels: Highway's VNNI switch") {
+  CHECK(Highway::vnni_enabled() == Highway::vnni_available());
+  Highway::set_vnni_enabled(false);
+  CHECK_FALSE(Highway::vnni_enabled());
+  Highway::set_vnni_enabled(true);
+  CHECK(Highway::vnni_enabled() == Highway::vnni_available());
+  MESSAGE("AVX512_VNNI available: ", Highway::vnni_available());
+}
+
+TEST_CASE("kernels: matmul matches Reference within each format's budget") {
+  const size_t n_rows[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17};
+  for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
+    for (DType t : kFormats) {
+      double worst = 0;
+      std::string worst_case;
+      bool wrote_outside = false;
+      uint64_t seed = 1;
+      for (size_t n_col : column_counts(t)) {
+        for (size_t i = 0; i < std::size(n_rows); ++i) {
+          // Cover every (n_row, n_tok, misalign) without the full product.
+          const size_t n_row = n_rows[i];
+          const size_t n_tok = 1 + (i + n_col) % 5;
+          const size_t misalign = (i + n_col / 7) % 4;
+          const MatmulCase c{t, n_row, n_col, n_tok, misalign};
+          const double err = matmul_error<B>(c, ++seed, &wrote_outside);
+          if (err > worst || worst_case.empty()) {
+            worst = std::max(worst, err);
+            worst_case = "n_row=" + std::to_string(n_row) + " n_col=" + std::to_string(n_col) +
+                         " n_tok=" + std::to_string(n_tok) + " misalign=" + std::to_string(misalign);
+          }
+        }
+      }
+      INFO(label, " ", ember::name(t), " worst at ", worst_case, ": ", worst);
+      CHECK(worst <= matmul_budget(t));
+      CHECK_FALSE(wrote_outside);
+    }
+  });
+}
+
+TEST_CASE("kernels: SIMD activation quantizers round ties to even as Reference does") {
+  // Every activation of these cases quantizes through an exact half; a vector
+  // quantizer rounding half away from zero (or truncating) would be off by
+  // one quant, which shows at ~1e-4, far above the budgets.
+  for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
+    for (DType t : kVectorFormats) {
+      if (quant::activation_type(t) == DType::F32) continue;
+      bool wrote_outside = false;
+      double worst = 0;
+      uint64_t seed = 100;
+      for (size_t n_tok : {1, 4, 5}) {
+        const MatmulCase c{t, 6, 96, n_tok, 1, /*ties=*/true};
+        worst = std::max(worst, matmul_error<B>(c, ++seed, &wrote_outside));
+      }
+      INFO(label, " ", ember::name(t), ": ", worst);
+      CHECK(worst <= matmul_budget(t));
+    }
+  });
+}
+
+TEST_CASE("kernels: matmul is bit-identical under any split of rows and tokens") {
+  for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
+    for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_1, DType::Q4_K,
+                    DType::Q6_K, DType::BF16}) {
+      INFO(label, " ", ember::name(t));
+      Rng rng(uint64_t(t) + 99);
+      const size_t n_row = 13, n_tok = 7;
+      const size_t n_col = ember::block_size(t) == 1 ? 203 : ember::block_size(t) * 5;
+      const size_t rb = ember::row_bytes(t, n_col);
+      Buffer w_buf(n_row * rb, 1);
+      fill_weights(t, w_buf.data(), n_row, n_col, rng);
+      const MatrixView w{t, w_buf.data(), n_row, n_col, rb};
+      std::vector<float> x(n_tok * n_col);
+      for (float& v : x) v = rng.uniform(-1, 1);
+
+      std::vector<float> whole(n_tok * n_row), split(n_tok * n_row, 0.0f);
+      B::matmul(w, x.data(), n_col, n_tok, whole.data(), n_row, 0, n_row);
+
+      // One row and one token per call.
+      for (size_t r = 0; r < n_row; ++r) {
+        for (size_t k = 0; k < n_tok; ++k) {
+          B::matmul(w, x.data() + k * n_col, n_col, 1, split.data() + k * n_row, n_row, r, r + 1);
+        }
+      }
+      CHECK(std::memcmp(whole.data(), split.data(), whole.size() * sizeof(float)) == 0);
+
+      // Uneven row ranges and token groups (as threads and batches cut them).
+      const size_t row_cuts[] = {0, 2, 3, 8, 13};
+      const size_t tok_cuts[] = {0, 3, 5, 7};
+      std::fill(split.begin(), split.end(), 0.0f);
+      for (size_t a = 0; a + 1 < std::size(row_cuts); ++a) {
+        for (size_t b = 0; b + 1 < std::size(tok_cuts); ++b) {
+          const size_t t0 = tok_cuts[b];
+          B::matmul(w, x.data() + t0 * n_col, n_col, tok_cuts[b + 1] - t0, split.data() + t0 * n_row, n_row,
+                    row_cuts[a], row_cuts[a + 1]);
+        }
+      }
+      CHECK(std::memcmp(whole.data(), split.data(), whole.size() * sizeof(float)) == 0);
+    }
+  });
+}
+
+TEST_CASE("kernels: Highway's VNNI and AVX2-style int8 paths give the same bits") {
+  // The integer block sums are exact either way and the float steps are the
+  // same per lane, so switching VNNI (as a CPU difference would) changes nothing.
+  if (!Highway::vnni_available()) return;
+  for (const std::string& target : Highway::available_targets()) {
+    if (target != "AVX3" && target != "AVX3_DL") continue;
+    REQUIRE(Highway::force_target(target));
+    for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+      INFO(target, " ", ember::name(t));
+      Rng rng(uint64_t(t) + 77);
+      const size_t n_row = 9, n_col = 352, n_tok = 6;  // 11 blocks: pairs and a tail
+      const size_t rb = ember::row_bytes(t, n_col);
+      Buffer w_buf(n_row * rb, 1);
+      fill_weights(t, w_buf.data(), n_row, n_col, rng);
+      const MatrixView w{t, w_buf.data(), n_row, n_col, rb};
+      const std::vector<float> x = random_floats(n_tok * n_col, rng, -3, 3);
+      std::vector<float> with(n_tok * n_row), without(n_tok * n_row);
+      Highway::matmul(w, x.data(), n_col, n_tok, with.data(), n_row, 0, n_row);
+      Highway::set_vnni_enabled(false);
+      Highway::matmul(w, x.data(), n_col, n_tok, without.data(), n_row, 0, n_row);
+      Highway::set_vnni_enabled(true);
+      CHECK(std::memcmp(with.data(), without.data(), with.size() * sizeof(float)) == 0);
+    }
+  }
+  Highway::reset_target();
+}
+
+TEST_CASE("kernels: matmul past one chunk of tokens equals token-by-token calls") {
+  // Activations are quantized kTokenChunk tokens at a time; crossing a chunk
+  // boundary must change nothing.
+  constexpr size_t n_tok = ember::kernels::detail::kTokenChunk + 5;
+  for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
+    for (DType t : {DType::F16, DType::Q8_0, DType::Q4_1, DType::Q5_0, DType::Q3_K}) {
+      INFO(label, " ", ember::name(t));
+      Rng rng(uint64_t(t) + 5);
+      const size_t n_row = 3, n_col = ember::block_size(t) == 256 ? 256 : 64;
+      const size_t rb = ember::row_bytes(t, n_col);
+      Buffer w_buf(n_row * rb, 2);
+      fill_weights(t, w_buf.data(), n_row, n_col, rng);
+      const MatrixView w{t, w_buf.data(), n_row, n_col, rb};
+      const std::vector<float> x = random_floats(n_tok * n_col, rng);
+      std::vector<float> whole(n_tok * n_row), single(n_tok * n_row);
+      B::matmul(w, x.data(), n_col, n_tok, whole.data(), n_row, 0, n_row);
+      for (size_t k = 0; k < n_tok; ++k) {
+        B::matmul(w, x.data() + k * n_col, n_col, 1, single.data() + k * n_row, n_row, 0, n_row);
+      }
+      CHECK(std::memcmp(whole.data(), single.data(), whole.size() * sizeof(float)) == 0);
+    }
+  });
+}
+
+// ------------------------------------------------------------- vector ops
+
+// Lengths that hit every tail of every width up to 16 lanes, plus model sizes.
+std::vector<size_t> vector_lengths() {
+  std::vector<size_t> n;
+  for (size_t i = 0; i <= 70; ++i) n.push_back(i);
+  for (size_t i : {127, 128, 129, 255, 256, 257, 1000, 2048, 4099}) n.push_back(i);
+  return n;
+}
+
+// |got - want| / (|want| + floor): relative error, with an absolute floor for
+// values near zero.
+double rel_error(double got, double want, double floor) {
+  if (!std::isfinite(got) || !std::isfinite(want)) {
+    return got == want ? 0.0 : std::numeric_limits<double>::infinity();
+  }
+  return std::fabs(got - want) / (std::fabs(want) + floor);
+}
+
+TEST_CASE("kernels: vector ops match Reference") {
+  for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
+    Rng rng(7);
+    enum { kDot, kAxpy, kAddScale, kRmsNorm, kSoftmax, kSilu, kOps };
+    double worst[kOps] = {};
+    bool in_place_differs = false;
+    auto note = [&](int op, double err) { worst[op] = std::max(worst[op], err); };
+    for (size_t n : vector_lengths()) {
+      for (size_t off = 0; off < 4; ++off) {  // misaligned by 0..3 floats
+        std::vector<float> a_buf = random_floats(n + 4, rng), b_buf = random_floats(n + 4, rng);
+        const float* a = a_buf.data() + off;
+        const float* b = b_buf.data() + (3 - off);
+
+        double norm = 0;  // dot is normalized as matmul
+        for (size_t i = 0; i < n; ++i) norm += std::fabs(double(a[i]) * b[i]);
+        note(kDot, std::fabs(double(B::dot(a, b, n)) - Reference::dot(a, b, n)) / (norm > 0 ? norm : 1.0));
+
+        std::vector<float> y_ref(b, b + n), y(b, b + n);
+        Reference::axpy(0.37f, a, y_ref.data(), n);
+        B::axpy(0.37f, a, y.data(), n);
+        for (size_t i = 0; i < n; ++i) {
+          note(kAxpy, rel_error(y[i], y_ref[i], std::fabs(0.37 * a[i]) + std::fabs(b[i])));
+        }
+        y_ref.assign(b, b + n);
+        y.assign(b, b + n);
+        Reference::add(y_ref.data(), a, n);
+        B::add(y.data(), a, n);
+        Reference::scale(y_ref.data(), -1.7f, n);
+        B::scale(y.data(), -1.7f, n);
+        for (size_t i = 0; i < n; ++i) {
+          note(kAddScale, rel_error(y[i], y_ref[i], std::fabs(a[i]) + std::fabs(b[i])));
+        }
+        if (n == 0) continue;
+
+        {  // rmsnorm, out of place and in place
+          std::vector<float> out_ref(n), out(n), in_place(a, a + n);
+          Reference::rmsnorm(a, b, out_ref.data(), n, 1e-5f);
+          B::rmsnorm(a, b, out.data(), n, 1e-5f);
+          B::rmsnorm(in_place.data(), b, in_place.data(), n, 1e-5f);
+          for (size_t i = 0; i < n; ++i) note(kRmsNorm, rel_error(out[i], out_ref[i], 1e-6));
+          in_place_differs |= in_place != out;
+        }
+
+        {  // softmax over logits with a wide range (attention scores, vocab logits)
+          std::vector<float> s_ref = random_floats(n, rng, -30, 30), s = s_ref;
+          Reference::softmax(s_ref.data(), n);
+          B::softmax(s.data(), n);
+          double sum = 0;
+          for (size_t i = 0; i < n; ++i) {
+            note(kSoftmax, rel_error(s[i], s_ref[i], 1e-12));
+            sum += s[i];
+          }
+          note(kSoftmax, std::fabs(sum - 1.0));
+        }
+
+        {  // silu_mul, including gates where exp overflows
+          std::vector<float> g_ref = random_floats(n, rng, -12, 12), up(b, b + n);
+          if (n > 2) {
+            g_ref[0] = -200.0f;
+            g_ref[1] = 150.0f;
+          }
+          std::vector<float> g = g_ref;
+          Reference::silu_mul(g_ref.data(), up.data(), n);
+          B::silu_mul(g.data(), up.data(), n);
+          for (size_t i = 0; i < n; ++i) note(kSilu, rel_error(g[i], g_ref[i], 1e-30));
+        }
+      }
+    }
+    INFO(label, ": worst dot ", worst[kDot], ", axpy ", worst[kAxpy], ", add+scale ", worst[kAddScale], ", rmsnorm ",
+         worst[kRmsNorm], ", softmax ", worst[kSoftmax], ", silu_mul ", worst[kSilu]);
+    CHECK(worst[kDot] <= kBudgetDot);
+    CHECK(worst[kAxpy] <= kBudgetElementwise);
+    CHECK(worst[kAddScale] <= kBudgetElementwise);
+    CHECK(worst[kRmsNorm] <= kBudgetRmsNorm);
+    CHECK(worst[kSoftmax] <= kBudgetSoftmax);
+    CHECK(worst[kSilu] <= kBudgetSilu);
+    CHECK_FALSE(in_place_differs);
+  });
+}
+
+// Rotation by hand, in double, with angles from pow per pair.
+void rope_by_hand(std::vector<double>& v, size_t n_head, size_t head_dim, size_t n_rot, int32_t pos, double base,
+                  bool neox) {
+  for (size_t h = 0; h < n_head; ++h) {
+    for (size_t i = 0; i < n_rot / 2; ++i) {
+      const double theta = pos * std::pow(base, -2.0 * double(i) / double(n_rot));
+      const size_t i0 = h * head_dim + (neox ? i : 2 * i);
+      const size_t i1 = h * head_dim + (neox ? i + n_rot / 2 : 2 * i + 1);
+      const double x0 = v[i0], x1 = v[i1];
+      v[i0] = x0 * std::cos(theta) - x1 * std::sin(theta);
+      v[i1] = x0 * std::sin(theta) + x1 * std::cos(theta);
+    }
+  }
+}
+
+TEST_CASE("kernels: rope follows ggml's normal and NEOX layouts") {
+  SUBCASE("known values") {
+    // pos 1, base 10000, n_rot 4: pair 0 turns by 1 rad, pair 1 by 0.01 rad.
+    float x[4] = {1, 0, 1, 0};
+    Reference::rope(x, 1, 4, 4, 1, 10000.0f);
+    CHECK(x[0] == doctest::Approx(std::cos(1.0)).epsilon(1e-6));
+    CHECK(x[1] == doctest::Approx(std::sin(1.0)).epsilon(1e-6));
+    CHECK(x[2] == doctest::Approx(std::cos(0.01)).epsilon(1e-6));
+    CHECK(x[3] == doctest::Approx(std::sin(0.01)).epsilon(1e-6));
+    float y[4] = {1, 1, 0, 0};  // NEOX pairs (0, 2) and (1, 3)
+    Reference::rope_neox(y, 1, 4, 4, 1, 10000.0f);
+    CHECK(y[0] == doctest::Approx(std::cos(1.0)).epsilon(1e-6));
+    CHECK(y[1] == doctest::Approx(std::cos(0.01)).epsilon(1e-6));
+    CHECK(y[2] == doctest::Approx(std::sin(1.0)).epsilon(1e-6));
+    CHECK(y[3] == doctest::Approx(std::sin(0.01)).epsilon(1e-6));
+  }
+  SUBCASE("against a double-precision rotation; position 0 is the identity") {
+    Rng rng(11);
+    const size_t n_head = 3, head_dim = 64;
+    for (bool neox : {false, true}) {
+      for (size_t n_rot : {size_t(64), size_t(32), size_t(2)}) {
+        for (int32_t pos : {0, 1, 5, 37, 300}) {
+          INFO("neox=", neox, " n_rot=", n_rot, " pos=", pos);
+          std::vector<float> x = random_floats(n_head * head_dim, rng);
+          std::vector<double> want(x.begin(), x.end());
+          rope_by_hand(want, n_head, head_dim, n_rot, pos, 10000.0, neox);
+          std::vector<float> got = x;
+          if (neox) {
+            Reference::rope_neox(got.data(), n_head, head_dim, n_rot, pos, 10000.0f);
+          } else {
+            Reference::rope(got.data(), n_head, head_dim, n_rot, pos, 10000.0f);
+          }
+          double worst = 0;
+          for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+          // Float angles drift by about pos * i ulps as ggml's do.
+          CHECK(worst <= 1e-6 + 2e-7 * pos * double(n_rot));
+          if (pos == 0) CHECK(std::memcmp(got.data(), x.data(), x.size() * sizeof(float)) == 0);
+          for (size_t h = 0; h < n_head; ++h) {  // dims past n_rot untouched
+            CHECK(std::memcmp(got.data() + h * head_dim + n_rot, x.data() + h * head_dim + n_rot,
+                              (head_dim - n_rot) * sizeof(float)) == 0);
+          }
+        }
+      }
+    }
+  }
+  SUBCASE("backends agree with Reference bit for bit") {
+    // Both backends run Reference's rope. Bit-equality assumes every TU of the
+    // test binary is built with the same flags: with FMA enabled, GCC may
+    // contract x0*c - x1*s differently in differently-flagged copies.
+    for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
+      INFO(label);
+      Rng rng(5);
+      std::vector<float> x = random_floats(4 * 128, rng);
+      std::vector<float> a = x, b = x, c = x, d = x;
+      Reference::rope(a.data(), 4, 128, 96, 1234, 500000.0f);
+      B::rope(b.data(), 4, 128, 96, 1234, 500000.0f);
+      Reference::rope_neox(c.data(), 4, 128, 96, 1234, 500000.0f);
+      B::rope_neox(d.data(), 4, 128, 96, 1234, 500000.0f);
+      CHECK(a == b);
+      CHECK(c == d);
+    });
+  }
+}
+
+}  // namespace
