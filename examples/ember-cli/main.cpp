@@ -2,10 +2,12 @@
 //
 //   ember-cli generate -m MODEL [-p PROMPT] [-n N] [--temp T] [--seed S] [-t THREADS]
 //   ember-cli tokenize -m MODEL [--no-bos] [--parse-special] (-p TEXT | -f FILE)
-//   ember-cli chat     -m MODEL [-p MESSAGE] [-n N] [--temp T] [--seed S] [-t THREADS]
+//   ember-cli chat     -m MODEL [-p MESSAGE] [--system TEXT] [-n N] [--temp T] [--seed S] [-t THREADS]
 //   ember-cli info     -m MODEL [--json] [-c CONTEXT]
 //   ember-cli logits   -m MODEL -p TEXT [--top K]
 //   ember-cli bench    -m MODEL [-p N] [-n N] [-t THREADS] [--depth D] [--json]
+//   ember-cli template (-m MODEL | --template FILE.jinja [--bos S] [--eos S]) --messages FILE.json
+//                      [--no-generation-prompt]
 // Common: --backend highway|xsimd|reference, -v (log to stderr).
 // Results go to stdout, messages to stderr; bad input exits 1 with one line on stderr.
 #define EMBER_IMPLEMENTATION
@@ -25,6 +27,8 @@ namespace {
 
 struct Args {
   std::string command, model, prompt, file, backend = "highway";
+  std::string template_file, messages_file, bos, eos, system;
+  bool no_generation_prompt = false;
   bool has_prompt = false, has_file = false, no_bos = false, parse_special = false, json = false, verbose = false;
   int n_predict = -1, top = 5, threads = 1, depth = 0;
   uint32_t n_ctx = 0;
@@ -41,10 +45,12 @@ const char* kUsage =
     "usage: ember-cli COMMAND -m MODEL [options]\n"
     "  generate [-p PROMPT] [-n N] [--temp T] [--seed S] [-t THREADS]\n"
     "  tokenize [--no-bos] [--parse-special] (-p TEXT | -f FILE)\n"
-    "  chat     [-p MESSAGE] [-n N] [--temp T] [--seed S] [-t THREADS]\n"
+    "  chat     [-p MESSAGE] [--system TEXT] [-n N] [--temp T] [--seed S] [-t THREADS]\n"
     "  info     [--json] [-c CONTEXT]\n"
     "  logits   -p TEXT [--top K]\n"
     "  bench    [-p N] [-n N] [-t THREADS] [--depth D] [--json]\n"
+    "  template (-m MODEL | --template FILE.jinja [--bos S] [--eos S]) --messages FILE.json\n"
+    "           [--no-generation-prompt]\n"
     "common: --backend highway|xsimd|reference, -c CONTEXT, -v\n";
 
 long parse_int(const std::string& flag, const std::string& v, long lo, long hi) {
@@ -56,7 +62,7 @@ long parse_int(const std::string& flag, const std::string& v, long lo, long hi) 
 }
 
 Args parse_args(int argc, char** argv) {
-  if (argc < 2) fail(std::string("missing command\n") + kUsage, 2);
+  if (argc < 2) fail("missing command (see ember-cli --help)", 2);
   Args a;
   a.command = argv[1];
   if (a.command == "-h" || a.command == "--help") {
@@ -94,6 +100,18 @@ Args parse_args(int argc, char** argv) {
       if (v.empty() || *end || !(a.temp >= 0.f)) fail("--temp expects a number >= 0, got \"" + v + "\"", 2);
     } else if (f == "--backend")
       a.backend = value();
+    else if (f == "--system")
+      a.system = value();
+    else if (f == "--template")
+      a.template_file = value();
+    else if (f == "--messages")
+      a.messages_file = value();
+    else if (f == "--bos")
+      a.bos = value();
+    else if (f == "--eos")
+      a.eos = value();
+    else if (f == "--no-generation-prompt")
+      a.no_generation_prompt = true;
     else if (f == "--no-bos")
       a.no_bos = true;
     else if (f == "--parse-special")
@@ -103,9 +121,15 @@ Args parse_args(int argc, char** argv) {
     else if (f == "-v" || f == "--verbose")
       a.verbose = true;
     else
-      fail("unknown option " + f + "\n" + kUsage, 2);
+      fail("unknown option " + f + " (see ember-cli --help)", 2);
   }
-  if (a.model.empty()) fail("-m MODEL is required", 2);
+  if (a.command == "template") {
+    if (a.model.empty() == a.template_file.empty())
+      fail("template needs exactly one of -m MODEL or --template FILE", 2);
+    if (a.messages_file.empty()) fail("template needs --messages FILE.json", 2);
+  } else if (a.model.empty()) {
+    fail("-m MODEL is required", 2);
+  }
   return a;
 }
 
@@ -219,6 +243,42 @@ std::string read_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Renders a chat template exactly as the model (or a template file) defines it.
+int render_template(const Args& a) {
+  std::string source;
+  ember::chat::RenderOptions ro;
+  ro.add_generation_prompt = !a.no_generation_prompt;
+  if (!a.model.empty()) {
+    // Only the metadata is needed, so any GGUF with a template works, whatever its architecture.
+    auto file = ember::gguf::File::open(a.model);
+    if (!file) fail(file.error().message());
+    auto src = file->get_string("tokenizer.chat_template");
+    if (!src) fail(a.model + " has no chat template (tokenizer.chat_template)");
+    source = std::string(*src);
+    const auto* tokens = file->find("tokenizer.ggml.tokens");
+    auto token_text = [&](const char* key) -> std::string {
+      const auto* id = file->find(key);
+      auto v = id ? id->as_uint() : std::nullopt;
+      if (!tokens || !v || *v >= tokens->size() || tokens->element_type() != ember::gguf::ValueType::string) return "";
+      return std::string(tokens->string_at(size_t(*v)));
+    };
+    ro.bos_token = token_text("tokenizer.ggml.bos_token_id");
+    ro.eos_token = token_text("tokenizer.ggml.eos_token_id");
+  } else {
+    source = read_file(a.template_file);
+    ro.bos_token = a.bos;
+    ro.eos_token = a.eos;
+  }
+  auto messages = ember::chat::parse_messages_json(read_file(a.messages_file));
+  if (!messages) fail(a.messages_file + ": " + messages.error().message());
+  auto tmpl = ember::chat::ChatTemplate::parse(source);
+  if (!tmpl) fail(tmpl.error().message());
+  auto out = tmpl->render(*messages, ro);
+  if (!out) fail(out.error().message());
+  std::fwrite(out->data(), 1, out->size(), stdout);
+  return 0;
 }
 
 template <class Backend>
@@ -350,6 +410,7 @@ int run(const Args& a) {
     if (tok.bos() >= 0) ro.bos_token = std::string(tok.token_text(tok.bos()));
     if (tok.eos() >= 0) ro.eos_token = std::string(tok.token_text(tok.eos()));
     std::vector<ember::chat::Message> history;
+    if (!a.system.empty()) history.push_back({"system", a.system});  // else the template's own default
     ember::Sampler sampler(sp);
     auto answer = [&](const std::string& message) {
       history.push_back({"user", message});
@@ -376,7 +437,7 @@ int run(const Args& a) {
     }
     return 0;
   }
-  fail("unknown command \"" + a.command + "\"\n" + kUsage, 2);
+  fail("unknown command \"" + a.command + "\" (see ember-cli --help)", 2);
 }
 
 }  // namespace
@@ -384,8 +445,9 @@ int run(const Args& a) {
 int main(int argc, char** argv) {
   const Args a = parse_args(argc, argv);
   if (a.command != "generate" && a.command != "tokenize" && a.command != "chat" && a.command != "info" &&
-      a.command != "logits" && a.command != "bench")
-    fail("unknown command \"" + a.command + "\"\n" + kUsage, 2);
+      a.command != "logits" && a.command != "bench" && a.command != "template")
+    fail("unknown command \"" + a.command + "\" (see ember-cli --help)", 2);
+  if (a.command == "template") return render_template(a);
   if (a.backend == "highway") return run<ember::kernels::Highway>(a);
   if (a.backend == "xsimd") return run<ember::kernels::Xsimd<>>(a);
   if (a.backend == "reference") return run<ember::kernels::Reference>(a);

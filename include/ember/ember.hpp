@@ -4,6 +4,8 @@
 // header: that translation unit compiles the Highway backend's per-target code.
 #pragma once
 
+#include "ember/chat/json.hpp"
+#include "ember/chat/template.hpp"
 #include "ember/core/log.hpp"
 #include "ember/core/result.hpp"
 #include "ember/core/thread_pool.hpp"

@@ -2,7 +2,8 @@
 // recomputing the prompt. Elements are F32 or F16 (llama.cpp's default, half the memory).
 // Keys are rows per position, (n_layer, n_ctx, n_head_kv * head_dim); values are stored
 // transposed, (n_layer, n_head_kv * head_dim, n_ctx), so that both attention products are
-// ordinary matmuls of the backend over views of the cache.
+// ordinary matmuls of the backend over views of the cache. A Session with several sequences
+// gives each a contiguous slice of rows [first, first + its n_ctx); `n_ctx` here is the total.
 #pragma once
 
 #include <cstddef>
@@ -45,18 +46,74 @@ class KvCache {
     }
   }
 
-  // The keys of one KV head for positions [0, n_pos): (n_pos, head_dim).
-  kernels::MatrixView keys(size_t layer, size_t kv_head, size_t head_dim, size_t n_pos) const {
-    const std::byte* p = k_.data() + ((layer * n_ctx_) * n_embd_kv_ + kv_head * head_dim) * elem_;
+  // The keys of one KV head for rows [first, first + n_pos): (n_pos, head_dim).
+  kernels::MatrixView keys(size_t layer, size_t kv_head, size_t head_dim, size_t n_pos, size_t first = 0) const {
+    const std::byte* p = k_.data() + ((layer * n_ctx_ + first) * n_embd_kv_ + kv_head * head_dim) * elem_;
     return {dtype_, p, n_pos, head_dim, n_embd_kv_ * elem_};
   }
   // The values of one KV head, transposed: (head_dim, n_pos).
-  kernels::MatrixView values_transposed(size_t layer, size_t kv_head, size_t head_dim, size_t n_pos) const {
-    const std::byte* p = v_.data() + (layer * n_embd_kv_ + kv_head * head_dim) * n_ctx_ * elem_;
+  kernels::MatrixView values_transposed(size_t layer, size_t kv_head, size_t head_dim, size_t n_pos,
+                                        size_t first = 0) const {
+    const std::byte* p = v_.data() + ((layer * n_embd_kv_ + kv_head * head_dim) * n_ctx_ + first) * elem_;
     return {dtype_, p, head_dim, n_pos, n_ctx_ * elem_};
   }
 
+  size_t element_bytes() const { return elem_; }
+  size_t n_layer() const { return n_ctx_ && n_embd_kv_ ? k_.size() / (n_ctx_ * n_embd_kv_ * elem_) : 0; }
+  size_t n_embd_kv() const { return n_embd_kv_; }
+
+  // Copies rows [src, src + n) to [dst, dst + n) in every layer; the ranges may overlap.
+  void copy_rows(size_t src, size_t dst, size_t n) {
+    if (n == 0 || src == dst) return;
+    const size_t L = n_layer(), row = n_embd_kv_ * elem_;
+    for (size_t l = 0; l < L; ++l) {
+      std::memmove(k_.data() + (l * n_ctx_ + dst) * row, k_.data() + (l * n_ctx_ + src) * row, n * row);
+      for (size_t i = 0; i < n_embd_kv_; ++i) {
+        std::byte* col = v_.data() + (l * n_embd_kv_ + i) * n_ctx_ * elem_;
+        std::memmove(col + dst * elem_, col + src * elem_, n * elem_);
+      }
+    }
+  }
+
+  // The key row of one position as floats, and back: for re-rotating cached keys.
+  void load_key(size_t layer, size_t pos, float* key) const {
+    const std::byte* k_row = k_.data() + ((layer * n_ctx_ + pos) * n_embd_kv_) * elem_;
+    for (size_t i = 0; i < n_embd_kv_; ++i) key[i] = get(k_row + i * elem_);
+  }
+  void store_key(size_t layer, size_t pos, const float* key) {
+    std::byte* k_row = k_.data() + ((layer * n_ctx_ + pos) * n_embd_kv_) * elem_;
+    for (size_t i = 0; i < n_embd_kv_; ++i) put(k_row + i * elem_, key[i]);
+  }
+
+  // Raw bytes of rows [first, first + n) of one layer, for saving and restoring a state:
+  // keys as n rows of n_embd_kv elements, values as n_embd_kv runs of n elements.
+  void read_rows(size_t layer, size_t first, size_t n, std::byte* out) const {
+    const size_t row = n_embd_kv_ * elem_;
+    std::memcpy(out, k_.data() + (layer * n_ctx_ + first) * row, n * row);
+    out += n * row;
+    for (size_t i = 0; i < n_embd_kv_; ++i, out += n * elem_)
+      std::memcpy(out, v_.data() + ((layer * n_embd_kv_ + i) * n_ctx_ + first) * elem_, n * elem_);
+  }
+  void write_rows(size_t layer, size_t first, size_t n, const std::byte* in) {
+    const size_t row = n_embd_kv_ * elem_;
+    std::memcpy(k_.data() + (layer * n_ctx_ + first) * row, in, n * row);
+    in += n * row;
+    for (size_t i = 0; i < n_embd_kv_; ++i, in += n * elem_)
+      std::memcpy(v_.data() + ((layer * n_embd_kv_ + i) * n_ctx_ + first) * elem_, in, n * elem_);
+  }
+  size_t row_bytes() const { return 2 * n_embd_kv_ * elem_; }  // keys and values of one position, one layer
+
  private:
+  float get(const std::byte* src) const {
+    if (dtype_ == DType::F16) {
+      uint16_t h;
+      std::memcpy(&h, src, 2);
+      return f16_to_f32(h);
+    }
+    float x;
+    std::memcpy(&x, src, 4);
+    return x;
+  }
   void put(std::byte* dst, float x) const {
     if (dtype_ == DType::F16) {
       const uint16_t h = f32_to_f16(x);
