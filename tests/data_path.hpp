@@ -34,15 +34,26 @@ inline bool data_required() {
   return r && std::string(r) == "1";
 }
 
+inline std::string missing_data_message(const std::string& relative) {
+  const char* dir = std::getenv("EMBER_TEST_DATA");
+  if (!dir || !*dir) return "test data " + relative + " not found (EMBER_TEST_DATA is not set)";
+  return "test data " + relative + " not found under EMBER_TEST_DATA=" + dir;
+}
+
 }  // namespace ember::test
 
-// Declares `std::string var` holding the path; skips (or fails in CI) when it is missing.
-#define EMBER_DATA_FILE(var, relative)                                                             \
-  const std::string var = ::ember::test::data_file(relative);                                      \
-  if (var.empty()) {                                                                               \
-    if (::ember::test::data_required()) FAIL("test data missing: " relative " (EMBER_TEST_DATA)"); \
-    WARN_MESSAGE(false, "SKIPPED: test data " relative " not found (set EMBER_TEST_DATA)");        \
-    return;                                                                                        \
+// Declares `const std::string var`, the full path of `relative` (any std::string); when the
+// file is missing the test case reports SKIPPED and returns, or fails under CI's
+// EMBER_REQUIRE_TEST_DATA=1.
+#define EMBER_REQUIRE_DATA(var, relative)                                                           \
+  const std::string var = ::ember::test::data_file(relative);                                       \
+  if (var.empty()) {                                                                                \
+    if (::ember::test::data_required()) {                                                           \
+      FAIL_CHECK((::ember::test::missing_data_message(relative) + " (EMBER_REQUIRE_TEST_DATA=1)")); \
+    } else {                                                                                        \
+      WARN_MESSAGE(false, ("SKIPPED: " + ::ember::test::missing_data_message(relative)));           \
+    }                                                                                               \
+    return;                                                                                         \
   }
 
 // Declares `std::string var` holding the default model's path; skips (or fails in CI) without it.

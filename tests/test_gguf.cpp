@@ -139,7 +139,7 @@ TEST_CASE("gguf: writer refuses a row length that is not a multiple of the block
 }
 
 TEST_CASE("gguf: copying every value of a real file round-trips") {
-  EMBER_DATA_FILE(path, "stories260K/stories260K.gguf");
+  EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
   auto f = File::open(path);
   REQUIRE(f.ok());
   Writer w;

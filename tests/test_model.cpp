@@ -194,8 +194,8 @@ std::vector<float> all_logits(const ember::Model<Backend>& m, const std::vector<
 
 TEST_CASE_TEMPLATE("stories260K: greedy 200 tokens match llama2.c byte for byte", Backend, kernels::Reference,
                    kernels::Highway, kernels::Xsimd<>) {
-  EMBER_DATA_FILE(path, "stories260K/stories260K.gguf");
-  EMBER_DATA_FILE(golden, "stories260K/greedy-200.txt");
+  EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
+  EMBER_REQUIRE_DATA(golden, "stories260K/greedy-200.txt");
   auto m = ember::Model<Backend>::load(path);
   REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().message()));
   const std::string expected = slurp(golden);

@@ -114,8 +114,8 @@ ember::Sampler seeded(uint64_t seed) { return ember::Sampler(ember::SamplerParam
 // ---- 1. Generation features ------------------------------------------------------------
 
 TEST_CASE("generate: stop strings cut the text, and streaming never shows part of one early") {
-  EMBER_DATA_FILE(path, "stories260K/stories260K.gguf");
-  EMBER_DATA_FILE(golden_path, "stories260K/greedy-200.txt");
+  EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
+  EMBER_REQUIRE_DATA(golden_path, "stories260K/greedy-200.txt");
   auto m = ember::Model<Hwy>::load(path);
   REQUIRE(m.ok());
   const std::string golden = slurp(golden_path);
@@ -141,7 +141,7 @@ TEST_CASE("generate: stop strings cut the text, and streaming never shows part o
 }
 
 TEST_CASE("generate: per-token log-probabilities with the top alternatives, from the raw logits") {
-  EMBER_DATA_FILE(path, "stories260K/stories260K.gguf");
+  EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
   auto m = ember::Model<Hwy>::load(path);
   REQUIRE(m.ok());
   ember::Session s(*m, {.n_ctx = 512});
@@ -257,7 +257,7 @@ TEST_CASE("cancel: lands within one layer during a 512-token prompt (SmolLM2, me
 }
 
 TEST_CASE("step: a time-budgeted generation gives the same tokens and text as generate") {
-  EMBER_DATA_FILE(path, "stories260K/stories260K.gguf");
+  EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
   auto m = ember::Model<Hwy>::load(path);
   REQUIRE(m.ok());
   const ember::GenerateOptions opts{.max_tokens = 80, .stop = {"park."}};
@@ -286,6 +286,56 @@ TEST_CASE("step: a time-budgeted generation gives the same tokens and text as ge
   CHECK(streamed == expected->text);
   CHECK(calls > int(result->tokens.size()));          // one token per zero-budget call
   CHECK(!b.step(std::chrono::microseconds(0)).ok());  // nothing left to run
+
+  // Cancelled midway: the round is rolled back, and stepping again resumes it unchanged.
+  {
+    ember::Session d(*m, {.n_ctx = 512, .n_batch = 4});
+    auto sd = seeded(11);
+    REQUIRE(d.begin_generation("Once upon a time, Tom", sd, opts).ok());
+    for (int i = 0; i < 8; ++i) REQUIRE(d.step(std::chrono::microseconds(0)).ok());
+    d.cancel();
+    auto rc = d.step(std::chrono::microseconds(0));
+    REQUIRE(!rc.ok());
+    CHECK(rc.error().code() == ember::Errc::cancelled);
+    CHECK(d.generating());
+    auto rest = d.step(std::chrono::seconds(60));
+    REQUIRE(rest.ok());
+    REQUIRE(rest->results.size() == 1);
+    CHECK(rest->results[0].second.tokens == expected->tokens);
+  }
+
+  // Several sequences, prompts of different lengths, decoded together: each as if alone.
+  {
+    const std::vector<std::string> prompts = {"Lily went to the park and saw a big", "The dog", "One day"};
+    std::vector<ember::GenerateResult> alone;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      ember::Session a1(*m, {.n_ctx = 256});
+      auto smp = seeded(40 + i);
+      auto res = a1.generate(prompts[i], smp, {.max_tokens = 20 + 10 * int(i)});
+      REQUIRE(res.ok());
+      alone.push_back(*res);
+    }
+    ember::Session many(*m, {.n_ctx = 256, .n_batch = 4, .n_seq_max = 3});
+    std::vector<ember::Sampler> samplers = {seeded(40), seeded(41), seeded(42)};
+    for (ember::SeqId q = 0; q < 3; ++q) {
+      if (q) REQUIRE(many.add_sequence().ok());
+      REQUIRE(many.begin_generation(q, prompts[q], samplers[q], {.max_tokens = 20 + 10 * int(q)}).ok());
+    }
+    std::vector<std::string> streamed(3);
+    std::vector<ember::GenerateResult> results(3);
+    for (int calls = 0; calls < 1000; ++calls) {
+      auto rs = many.step(std::chrono::microseconds(100));
+      REQUIRE(rs.ok());
+      for (auto& p : many.take_pieces()) streamed[p.seq] += p.text;
+      for (auto& [q, res] : rs->results) results[q] = std::move(res);
+      if (rs->finished) break;
+    }
+    for (size_t q = 0; q < 3; ++q) {
+      INFO("sequence ", q);
+      CHECK(results[q].tokens == alone[q].tokens);
+      CHECK(streamed[q] == alone[q].text);
+    }
+  }
 
   // A generous budget finishes it in one call.
   ember::Session c(*m, {.n_ctx = 512});
@@ -335,7 +385,7 @@ std::vector<std::byte> check_save_restore(const ember::Model<Backend>& m, const 
 }  // namespace
 
 TEST_CASE("state: save, restore into a fresh session, continue gives the same tokens (stories260K)") {
-  EMBER_DATA_FILE(path, "stories260K/stories260K.gguf");
+  EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
   auto m = ember::Model<Hwy>::load(path);
   REQUIRE(m.ok());
   const auto prompt = m->tokenizer().encode("Once upon a time, there was a dog", {.add_bos = true});
@@ -484,7 +534,7 @@ TEST_CASE_TEMPLATE("sequences: a batch of several equals running each alone, bit
 }
 
 TEST_CASE("sequences: forked sequences continue independently and match running each alone") {
-  EMBER_DATA_FILE(path, "stories260K/stories260K.gguf");
+  EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
   auto m = ember::Model<Hwy>::load(path);
   REQUIRE(m.ok());
   const auto intro = m->tokenizer().encode("Once upon a time, there was a", {.add_bos = true});
@@ -628,7 +678,7 @@ TEST_CASE("sequences: remove and shift re-rotate cached keys and match recomputi
 // ---- 4. Threads ------------------------------------------------------------------------------
 
 TEST_CASE("threads: four Sessions on four threads share one Model and match running alone") {
-  EMBER_DATA_FILE(path, "stories260K/stories260K.gguf");
+  EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
   auto m = ember::Model<Hwy>::load(path);
   REQUIRE(m.ok());
   const std::vector<std::string> prompts = {"Once upon a time", "The cat", "Lily and Tom", "One day, a bird"};

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "data_path.hpp"
 #include "ember/gguf/reader.hpp"
 #include "ember/gguf/writer.hpp"
 #include "ember/tokenizer/detokenizer.hpp"
 #include "ember/tokenizer/tokenizer.hpp"
-#include "test_data.hpp"
 
 namespace {
 

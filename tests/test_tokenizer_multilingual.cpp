@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "data_path.hpp"
 #include "ember/gguf/reader.hpp"
 #include "ember/tokenizer/detokenizer.hpp"
 #include "ember/tokenizer/tokenizer.hpp"
-#include "test_data.hpp"
 
 #ifndef EMBER_TESTS_DIR
 #error "EMBER_TESTS_DIR must name the tests/ folder"

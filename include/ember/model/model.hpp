@@ -3,6 +3,7 @@
 // Model from many threads at once; nothing in it changes after load.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <span>
@@ -67,7 +68,9 @@ class Model {
     return DType::F32;
   }
 
-  MemoryPlan memory_plan(uint32_t n_ctx, uint32_t n_batch = 64, std::optional<DType> kv_dtype = std::nullopt) const {
+  // n_ctx is per sequence; a Session with n_seq_max sequences holds n_seq_max KV slices.
+  MemoryPlan memory_plan(uint32_t n_ctx, uint32_t n_batch = 64, std::optional<DType> kv_dtype = std::nullopt,
+                         uint32_t n_seq_max = 1) const {
     const auto& h = hparams();
     const uint64_t kv_elem = kv_dtype.value_or(default_kv_dtype()) == DType::F16 ? 2 : 4;
     MemoryPlan p;
@@ -75,9 +78,11 @@ class Model {
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
     p.kv_bytes_per_token = 2ull * h.n_layer * h.n_embd_kv() * kv_elem;
-    p.kv_bytes = p.kv_bytes_per_token * n_ctx;
+    p.kv_bytes = p.kv_bytes_per_token * n_ctx * n_seq_max;
     const uint64_t per_token = 2ull * h.n_embd + 2ull * h.n_embd_q() + 2ull * h.n_embd_kv() + 2ull * h.n_ff;
-    p.scratch_bytes = (per_token * n_batch + h.n_vocab + 2ull * (n_ctx + h.head_dim)) * sizeof(float);
+    const uint64_t n_logit_rows = n_seq_max + std::min(n_seq_max, n_batch);
+    p.scratch_bytes = (per_token * n_batch + n_logit_rows * h.n_vocab + 2ull * (n_ctx + h.head_dim)) * sizeof(float) +
+                      16ull * n_batch;
     return p;
   }
 

@@ -122,6 +122,7 @@ class Session {
     for (auto& s : seqs_) s.tokens.reserve(cfg_.n_ctx);
     seqs_[0].active = true;
     gens_.resize(cfg_.n_seq_max);
+    step_batch_.reserve(cfg_.n_seq_max);
     x_.resize(B * h.n_embd);
     xn_.resize(B * h.n_embd);
     q_.resize(B * h.n_embd_q());
@@ -434,38 +435,57 @@ class Session {
   }
   bool generating(SeqId seq = 0) const { return seq < gens_.size() && gens_[seq].has_value(); }
 
-  // Runs the generations begun, round-robin a token (or a prompt batch) each, until
-  // `budget` has passed; at least one unit of work per call. Text finished meanwhile waits
-  // in take_pieces(). An error (cancellation included) ends the generation it came from.
+  // Runs the generations begun until `budget` has passed, at token granularity and at least
+  // one round per call. A round decodes, in one batch for all sequences (the weights are
+  // read once), each generation's next prompt batch or its last sampled token, then samples
+  // the next token of each whose prompt is done. Text finished meanwhile waits in
+  // take_pieces(). On an error (a cancellation included) the round is rolled back and the
+  // generations stay as they were: call step() again to resume, or remove_sequence().
   Result<StepResult> step(std::chrono::microseconds budget) {
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + budget;
     StepResult r;
-    bool any = false;
+    auto active = [&] { return std::any_of(gens_.begin(), gens_.end(), [](const auto& g) { return g.has_value(); }); };
+    if (!active()) return make_error(Errc::invalid_argument, "step: no generation in progress (call begin_generation)");
     do {
-      any = false;
+      step_batch_.clear();
       for (SeqId s = 0; s < gens_.size(); ++s) {
         if (!gens_[s]) continue;
-        any = true;
         Generation& g = *gens_[s];
-        const size_t before = g.result.tokens.size();
-        const size_t prompt_before = g.prompt_done;
-        auto ok = advance(g);
-        if (!ok) {
-          gens_[s].reset();
-          return std::move(ok).error();
+        g.in_batch = 0;
+        if (g.prompt_done < g.prompt.size()) {
+          g.in_batch = std::min<size_t>(cfg_.n_batch, g.prompt.size() - g.prompt_done);
+          step_batch_.push_back({s, std::span<const TokenId>(g.prompt).subspan(g.prompt_done, g.in_batch)});
+        } else if (g.pending) {
+          g.in_batch = 1;
+          step_batch_.push_back({s, std::span<const TokenId>(&g.pending_token, 1)});
         }
-        r.n_prompt_tokens += uint32_t(g.prompt_done - prompt_before);
+      }
+      if (!step_batch_.empty()) {
+        EMBER_TRY_VOID(decode(std::span<const SeqTokens>(step_batch_)));
+      } else if (cancel_->exchange(false, std::memory_order_relaxed)) {
+        return cancelled_flag_consumed();
+      }
+      for (SeqId s = 0; s < gens_.size(); ++s) {
+        if (!gens_[s]) continue;
+        Generation& g = *gens_[s];
+        if (g.prompt_done < g.prompt.size()) {
+          for (size_t i = 0; i < g.in_batch; ++i) g.sampler->accept(g.prompt[g.prompt_done + i]);
+          g.prompt_done += g.in_batch;
+          r.n_prompt_tokens += uint32_t(g.in_batch);
+          if (g.prompt_done < g.prompt.size()) continue;
+        }
+        g.pending = false;
+        const size_t before = g.result.tokens.size();
+        EMBER_TRY_VOID(sample_next(g));
         r.n_tokens += uint32_t(g.result.tokens.size() - before);
         if (g.finished) {
           r.results.emplace_back(s, std::move(g.result));
           gens_[s].reset();
         }
       }
-    } while (any && clock::now() < deadline);
-    if (!any && r.results.empty())
-      return make_error(Errc::invalid_argument, "step: no generation in progress (call begin_generation)");
-    r.finished = std::none_of(gens_.begin(), gens_.end(), [](const auto& g) { return g.has_value(); });
+    } while (active() && clock::now() < deadline);
+    r.finished = !active();
     return r;
   }
 
@@ -516,6 +536,10 @@ class Session {
                                                     std::string(name(DType(dtype))) + ", this session's is " +
                                                     std::string(name(cache_.dtype())));
     if (bytes.size() < in.pos() + 8) return bad("truncated");
+    if (into && n_seq != 1)
+      return make_error(Errc::invalid_argument, "session state: restoring into sequence " + std::to_string(*into) +
+                                                    " needs a state of one sequence, this one holds " +
+                                                    std::to_string(n_seq));
     // The checksum covers everything; checked before any record is trusted.
     uint64_t sum = 0;
     std::memcpy(&sum, bytes.data() + bytes.size() - 8, 8);
@@ -547,10 +571,6 @@ class Session {
       if (r.left() != 0) return bad("truncated or corrupted (size does not match its records)");
     }
     if (state::fnv1a(bytes.data(), body_end) != sum) return bad("corrupted (checksum mismatch)");
-    if (into && records.size() != 1)
-      return make_error(Errc::invalid_argument, "session state: restoring into sequence " + std::to_string(*into) +
-                                                    " needs a state of one sequence, this one holds " +
-                                                    std::to_string(records.size()));
     for (const auto& rec : records) {
       state::Reader r(bytes.first(body_end));
       r.skip(rec.second);
@@ -628,6 +648,7 @@ class Session {
     const std::function<void(std::string_view)>* on_piece = nullptr;  // null: pieces_ (step)
     std::vector<TokenId> prompt;  // still to decode, from prompt_done on (step only)
     size_t prompt_done = 0;
+    size_t in_batch = 0;   // tokens of it in step()'s current batch
     bool pending = false;  // the last sampled token is not in the KV cache yet
     TokenId pending_token = 0;
     std::string full;    // all text so far
@@ -639,8 +660,6 @@ class Session {
 
   // One unit of work: a prompt batch, or a token (decode the previous one, then sample).
   Result<void> advance(Generation& g) {
-    const Tokenizer& tok = model_->tokenizer();
-    const GenerateOptions& o = g.options;
     if (g.prompt_done < g.prompt.size()) {
       const size_t n = std::min<size_t>(cfg_.n_batch, g.prompt.size() - g.prompt_done);
       const auto chunk = std::span<const TokenId>(g.prompt).subspan(g.prompt_done, n);
@@ -649,7 +668,6 @@ class Session {
       g.prompt_done += n;
       return {};
     }
-    if (int32_t(g.result.tokens.size()) >= o.max_tokens) return finish(g);
     if (g.pending) {
       const TokenId one[1] = {g.pending_token};
       EMBER_TRY_VOID(decode(g.seq, one));
@@ -657,6 +675,14 @@ class Session {
     } else if (cancel_->exchange(false, std::memory_order_relaxed)) {
       return cancelled_flag_consumed();
     }
+    return sample_next(g);
+  }
+
+  // Samples a token from the sequence's current logits and hands out its text.
+  Result<void> sample_next(Generation& g) {
+    const Tokenizer& tok = model_->tokenizer();
+    const GenerateOptions& o = g.options;
+    if (int32_t(g.result.tokens.size()) >= o.max_tokens) return finish(g);
     const auto lg = seq_logits(g.seq);
     const TokenId next = g.sampler->sample(lg);
     g.sampler->accept(next);
@@ -911,6 +937,7 @@ class Session {
   std::vector<Sequence> seqs_;  // (n_seq_max)
   std::vector<std::optional<Generation>> gens_;  // (n_seq_max) generations begun for step()
   std::vector<Piece> pieces_;                    // finished by step(), for take_pieces()
+  std::vector<SeqTokens> step_batch_;            // (n_seq_max) what one round of step() decodes
   // Scratch, (n_batch, width) each: residual stream, normed input, attention and FFN activations.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
   std::vector<uint32_t> batch_seq_, batch_pos_;  // (n_batch) sequence and position of each token

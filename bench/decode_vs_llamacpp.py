@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Prompt processing and generation speed of ember-cli and llama.cpp on one GGUF file.
+
+Alternates the two engines REPEAT times and keeps each one's best run. llama.cpp is the
+llama_cpp Python package built from the llama-cpp-python source distribution (MODELS.md
+flags); its timings come from llama.cpp's own perf counters, so Python adds nothing.
+Usage: decode_vs_llamacpp.py --ember build/release/examples/ember-cli -m MODEL.gguf
+"""
+import argparse
+import json
+import subprocess
+
+from llama_cpp import Llama, llama_cpp
+
+
+def ember(cli, model, n_prompt, n_gen, threads):
+    out = subprocess.run([cli, "bench", "-m", model, "-p", str(n_prompt), "-n", str(n_gen), "-t", str(threads),
+                          "--json"], check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return r["pp"], r["tg"]
+
+
+def llama(llm, n_prompt, n_gen, n_vocab):
+    ids = [(i * 7919 + 2 * 104729 + 13) % n_vocab for i in range(n_prompt)]
+    gen = [(i * 7919 + 3 * 104729 + 13) % n_vocab for i in range(n_gen)]
+    llm.reset()
+    llama_cpp.llama_perf_context_reset(llm.ctx)
+    llm.eval(ids)
+    p = llama_cpp.llama_perf_context(llm.ctx)
+    pp = n_prompt / (p.t_p_eval_ms / 1000.0)
+    llama_cpp.llama_perf_context_reset(llm.ctx)
+    for t in gen:
+        llm.eval([t])
+    p = llama_cpp.llama_perf_context(llm.ctx)
+    # llama.cpp counts single-token evals as "eval" (generation) once a prompt was processed
+    tg_ms = p.t_eval_ms + p.t_p_eval_ms
+    return pp, n_gen / (tg_ms / 1000.0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ember", required=True)
+    ap.add_argument("-m", "--model", required=True)
+    ap.add_argument("-p", type=int, default=64)
+    ap.add_argument("-n", type=int, default=32)
+    ap.add_argument("-t", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    llm = Llama(model_path=a.model, n_ctx=a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t, verbose=False)
+    n_vocab = llm.n_vocab()
+    best = {"ember": [0, 0], "llama.cpp": [0, 0]}
+    for _ in range(a.repeat):
+        for name, fn in (("ember", lambda: ember(a.ember, a.model, a.p, a.n, a.t)),
+                         ("llama.cpp", lambda: llama(llm, a.p, a.n, n_vocab))):
+            pp, tg = fn()
+            best[name] = [max(best[name][0], pp), max(best[name][1], tg)]
+    e, l = best["ember"], best["llama.cpp"]
+    print(f"| engine | pp{a.p} t/s | tg{a.n} t/s |")
+    print("| --- | ---: | ---: |")
+    print(f"| ember | {e[0]:.1f} | {e[1]:.1f} |")
+    print(f"| llama.cpp | {l[0]:.1f} | {l[1]:.1f} |")
+    print(f"| ember / llama.cpp | {e[0] / l[0]:.2f}x | {e[1] / l[1]:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
