@@ -16,8 +16,10 @@
 
 #include "data_path.hpp"
 #include "ember/ember.hpp"
+#include "tiny_model.hpp"
 
 using ember::TokenId;
+using ember::test::tiny_llama;
 namespace kernels = ember::kernels;
 using Hwy = kernels::Highway;
 
@@ -28,66 +30,6 @@ std::string slurp(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// A tiny llama model with seeded random weights (as in test_model.cpp).
-std::vector<std::byte> tiny_llama(ember::DType matrix_type, uint32_t n_layer = 2, uint32_t seed = 42) {
-  const uint32_t n_embd = 64, n_head = 4, n_head_kv = 2, n_ff = 96, n_vocab = 40;
-  ember::gguf::Writer w;
-  w.add_string("general.architecture", "llama");
-  w.add_u32("llama.embedding_length", n_embd);
-  w.add_u32("llama.block_count", n_layer);
-  w.add_u32("llama.attention.head_count", n_head);
-  w.add_u32("llama.attention.head_count_kv", n_head_kv);
-  w.add_u32("llama.feed_forward_length", n_ff);
-  w.add_u32("llama.context_length", 64);
-  w.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-  w.add_string("tokenizer.ggml.model", "llama");
-  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
-  std::vector<float> scores = {0, 0, 0};
-  std::vector<int32_t> types = {2, 3, 3};
-  for (int i = 0; i < 256 && tokens.size() < n_vocab; ++i) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "<0x%02X>", i + 0x41);  // letters, so generated text is readable
-    tokens.push_back(buf);
-    scores.push_back(0);
-    types.push_back(6);
-  }
-  w.add_strings("tokenizer.ggml.tokens", tokens);
-  w.add_f32s("tokenizer.ggml.scores", scores);
-  w.add_i32s("tokenizer.ggml.token_type", types);
-  w.add_u32("tokenizer.ggml.bos_token_id", 1);
-  w.add_u32("tokenizer.ggml.eos_token_id", 2);
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, 0.3f);
-  auto add = [&](const std::string& name, uint64_t cols, uint64_t rows, ember::DType t) {
-    std::vector<float> v(cols * rows);
-    for (auto& x : v) x = nd(rng);
-    if (rows == 1)
-      for (auto& x : v) x = 1.f + 0.1f * x;  // norm weights near 1
-    std::vector<std::byte> bytes(ember::row_bytes(t, cols) * rows);
-    for (uint64_t r = 0; r < rows; ++r)
-      REQUIRE(
-          ember::quant::quantize_row(t, v.data() + r * cols, bytes.data() + r * ember::row_bytes(t, cols), cols).ok());
-    std::vector<uint64_t> ne = rows == 1 ? std::vector<uint64_t>{cols} : std::vector<uint64_t>{cols, rows};
-    REQUIRE(w.add_tensor(name, t, ne, bytes).ok());
-  };
-  add("token_embd.weight", n_embd, n_vocab, ember::DType::F32);
-  add("output_norm.weight", n_embd, 1, ember::DType::F32);
-  add("output.weight", n_embd, n_vocab, matrix_type);
-  for (uint32_t l = 0; l < n_layer; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    add(b + "attn_norm.weight", n_embd, 1, ember::DType::F32);
-    add(b + "attn_q.weight", n_embd, n_embd, matrix_type);
-    add(b + "attn_k.weight", n_embd, n_embd / n_head * n_head_kv, matrix_type);
-    add(b + "attn_v.weight", n_embd, n_embd / n_head * n_head_kv, matrix_type);
-    add(b + "attn_output.weight", n_embd, n_embd, matrix_type);
-    add(b + "ffn_norm.weight", n_embd, 1, ember::DType::F32);
-    add(b + "ffn_gate.weight", n_embd, n_ff, matrix_type);
-    add(b + "ffn_up.weight", n_embd, n_ff, matrix_type);
-    add(b + "ffn_down.weight", n_ff, n_embd, matrix_type);
-  }
-  return w.to_bytes();
 }
 
 std::vector<TokenId> some_ids(size_t n, size_t salt, uint32_t n_vocab = 40) {
@@ -174,7 +116,7 @@ TEST_CASE("generate: per-token log-probabilities with the top alternatives, from
 }
 
 TEST_CASE("cancel: returns Errc::cancelled, rolls the call back, and the session stays usable") {
-  const auto bytes = tiny_llama(ember::DType::Q4_0, 6);
+  const auto bytes = tiny_llama(ember::DType::Q4_0, {.n_layer = 6});
   auto m = ember::Model<Hwy>::from_memory(bytes);
   REQUIRE(m.ok());
   const auto prefix = some_ids(10, 1), prompt = some_ids(300, 2);
@@ -405,7 +347,7 @@ TEST_CASE("state: save, restore into a fresh session, continue gives the same to
 }
 
 TEST_CASE("state: save/restore on a synthesized model (F16 KV), and bad states are refused") {
-  const auto bytes = tiny_llama(ember::DType::Q4_0, 2);
+  const auto bytes = tiny_llama(ember::DType::Q4_0, {.n_layer = 2});
   auto m = ember::Model<Hwy>::from_memory(bytes);
   REQUIRE(m.ok());
   REQUIRE(m->default_kv_dtype() == ember::DType::F16);
@@ -449,7 +391,8 @@ TEST_CASE("state: save/restore on a synthesized model (F16 KV), and bad states a
   // Another model: another quantization of the same weights, and the same shapes and types
   // with other weights (a finetune).
   ember::Result<void> r;
-  for (const auto& other_bytes : {tiny_llama(ember::DType::Q8_0, 2), tiny_llama(ember::DType::Q4_0, 2, 7)}) {
+  for (const auto& other_bytes :
+       {tiny_llama(ember::DType::Q8_0, {.n_layer = 2}), tiny_llama(ember::DType::Q4_0, {.n_layer = 2, .seed = 7})}) {
     REQUIRE(other_bytes.size() != 0);
     auto other = ember::Model<Hwy>::from_memory(other_bytes);
     REQUIRE(other.ok());
@@ -497,7 +440,7 @@ TEST_CASE("state: save/restore on a synthesized model (F16 KV), and bad states a
 
 TEST_CASE_TEMPLATE("sequences: a batch of several equals running each alone, bit for bit", Backend, kernels::Reference,
                    kernels::Highway) {
-  const auto bytes = tiny_llama(ember::DType::Q4_0, 3);
+  const auto bytes = tiny_llama(ember::DType::Q4_0, {.n_layer = 3});
   auto m = ember::Model<Backend>::from_memory(bytes);
   REQUIRE(m.ok());
   const std::vector<std::vector<TokenId>> prompts = {some_ids(5, 1), some_ids(13, 2), some_ids(1, 3), some_ids(9, 4)};
@@ -603,7 +546,7 @@ TEST_CASE("sequences: remove and shift re-rotate cached keys and match recomputi
   // rounded to f16 twice (2^-11 relative each; measured 9e-4 to 1e-3, tolerance 4e-3).
   // The weights are F32: quantized weights quantize the activations to 8 bits, which turns
   // those ulps into whole quantization steps.
-  const auto bytes = tiny_llama(ember::DType::F32, 1);
+  const auto bytes = tiny_llama(ember::DType::F32, {.n_layer = 1});
   auto m = ember::Model<Hwy>::from_memory(bytes);
   REQUIRE(m.ok());
   for (ember::KvType kv : {ember::KvType::f32, ember::KvType::f16}) {
