@@ -88,6 +88,7 @@ class KvCache {
   // Raw bytes of rows [first, first + n) of one layer, for saving and restoring a state:
   // keys as n rows of n_embd_kv elements, values as n_embd_kv runs of n elements.
   void read_rows(size_t layer, size_t first, size_t n, std::byte* out) const {
+    if (n == 0) return;  // `out` may then be null, which memcpy must not see
     const size_t row = n_embd_kv_ * elem_;
     std::memcpy(out, k_.data() + (layer * n_ctx_ + first) * row, n * row);
     out += n * row;
@@ -95,6 +96,7 @@ class KvCache {
       std::memcpy(out, v_.data() + ((layer * n_embd_kv_ + i) * n_ctx_ + first) * elem_, n * elem_);
   }
   void write_rows(size_t layer, size_t first, size_t n, const std::byte* in) {
+    if (n == 0) return;
     const size_t row = n_embd_kv_ * elem_;
     std::memcpy(k_.data() + (layer * n_ctx_ + first) * row, in, n * row);
     in += n * row;

@@ -50,6 +50,7 @@ class Reader {
  public:
   explicit Reader(std::span<const std::byte> in) : in_(in) {}
   bool bytes(void* p, size_t n) {
+    if (n == 0) return true;  // `p` may then be null, which memcpy must not see
     if (n > left()) return false;
     std::memcpy(p, in_.data() + pos_, n);
     pos_ += n;
