@@ -29,6 +29,15 @@ inline std::string smollm2_file() {
   return p;
 }
 
+// llama.cpp's own vocabulary files (ggml-vocab-*.gguf with .inp/.out vectors) from the
+// llama-cpp-python sdist: the folder tools/fetch-peer-vocabs.sh prints, named in EMBER_PEER_VOCAB.
+inline std::string peer_vocab_file(const std::string& name) {
+  const char* dir = std::getenv("EMBER_PEER_VOCAB");
+  if (!dir || !*dir) return "";
+  std::string path = std::string(dir) + "/" + name;
+  return std::filesystem::exists(path) ? path : "";
+}
+
 inline bool data_required() {
   const char* r = std::getenv("EMBER_REQUIRE_TEST_DATA");
   return r && std::string(r) == "1";
@@ -54,6 +63,20 @@ inline std::string missing_data_message(const std::string& relative) {
       WARN_MESSAGE(false, ("SKIPPED: " + ::ember::test::missing_data_message(relative)));           \
     }                                                                                               \
     return;                                                                                         \
+  }
+
+// Like EMBER_REQUIRE_DATA for a file of EMBER_PEER_VOCAB (tools/fetch-peer-vocabs.sh).
+#define EMBER_REQUIRE_PEER_VOCAB(var, name)                                                              \
+  const std::string var = ::ember::test::peer_vocab_file(name);                                          \
+  if (var.empty()) {                                                                                     \
+    const std::string message_ = std::string("peer vocabulary ") + (name) +                              \
+                                 " not found (set EMBER_PEER_VOCAB=$(bash tools/fetch-peer-vocabs.sh))"; \
+    if (::ember::test::data_required()) {                                                                \
+      FAIL_CHECK((message_ + " (EMBER_REQUIRE_TEST_DATA=1)"));                                           \
+    } else {                                                                                             \
+      WARN_MESSAGE(false, ("SKIPPED: " + message_));                                                     \
+    }                                                                                                    \
+    return;                                                                                              \
   }
 
 // Declares `std::string var` holding the default model's path; skips (or fails in CI) without it.

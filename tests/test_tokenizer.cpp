@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -161,6 +163,54 @@ TEST_CASE("tokenizer vectors: bert-bge (WordPiece)") {
   EMBER_REQUIRE_DATA(path, "vocab/ggml-vocab-bert-bge.gguf");
   // WordPiece lowercases and drops accents: not lossless.
   CHECK(run_vectors("bert-bge", path, false) == 46);
+}
+
+// llama.cpp's own vocabulary files with vectors, from the llama-cpp-python sdist
+// (tools/fetch-peer-vocabs.sh; EMBER_PEER_VOCAB names the folder). The eight above
+// are among them again (the same files); the rest cover more pre-tokenizers and
+// Gemma 4's SentencePiece-style BPE.
+
+namespace {
+
+struct PeerVocab {
+  const char* name;
+  size_t vectors;
+  bool lossless;
+};
+
+constexpr PeerVocab kPeerVocabs[] = {
+    {"llama-bpe", 46, true},      {"qwen2", 46, true},  {"qwen35", 50, true},       {"command-r", 46, true},
+    {"deepseek-coder", 46, true}, {"refact", 46, true}, {"gemma-4", 46, true},      {"llama-spm", 46, true},
+    {"phi-3", 46, true},          {"gpt-2", 46, true},  {"deepseek-llm", 46, true}, {"falcon", 46, true},
+    {"starcoder", 46, true},      {"mpt", 46, true},    {"bert-bge", 46, false},
+};
+
+void run_peer_vectors(const PeerVocab& v) {
+  EMBER_REQUIRE_PEER_VOCAB(path, std::string("ggml-vocab-") + v.name + ".gguf");
+  CHECK(run_vectors(v.name, path, v.lossless) == v.vectors);
+}
+
+}  // namespace
+
+TEST_CASE("tokenizer vectors: llama.cpp's vocabularies (EMBER_PEER_VOCAB)") {
+  for (const PeerVocab& v : kPeerVocabs) {
+    CAPTURE(v.name);
+    run_peer_vectors(v);
+  }
+  // Every vocabulary there with vectors is in the list above.
+  if (const char* dir = std::getenv("EMBER_PEER_VOCAB"); dir && *dir) {
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      const std::string file = e.path().filename().string();
+      const std::string prefix = "ggml-vocab-", suffix = ".gguf.inp";
+      if (file.size() <= prefix.size() + suffix.size() || file.compare(0, prefix.size(), prefix) != 0 ||
+          file.compare(file.size() - suffix.size(), suffix.size(), suffix) != 0)
+        continue;
+      const std::string name = file.substr(prefix.size(), file.size() - prefix.size() - suffix.size());
+      CHECK_MESSAGE(std::any_of(std::begin(kPeerVocabs), std::end(kPeerVocabs),
+                                [&](const PeerVocab& p) { return name == p.name; }),
+                    name << " has vectors but no entry in kPeerVocabs");
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -463,6 +513,12 @@ TEST_CASE("pretokenize: GPT-2 and Llama 3 splits") {
   CHECK(split({Pass::each_number, Pass::gpt2}, "x 42") == Strings{"x", " ", "4", "2"});
   CHECK(split({Pass::gpt2}, "\xC2\xA0\xE3\x80\x80word") == Strings{"\xC2\xA0", "\xE3\x80\x80", "word"});
   CHECK(split({Pass::gpt2}, "").empty());
+  // Tekken (as llama.cpp runs it): upper* lower+ or upper+ lower*, so case changes split words.
+  CHECK(split({Pass::tekken}, "XMLHttpRequest getHTTP 42/x\n") ==
+        Strings{"XMLHttp", "Request", " get", "HTTP", " ", "4", "2", "/x", "\n"});
+  // BLOOM: words end only at white space and a few punctuation marks.
+  CHECK(split({Pass::bloom}, "Hello, world! (ok) a-b") == Strings{"Hello", ",", " world", "! (", "ok", ")", " a-b"});
+  CHECK(split({Pass::newline_runs}, "a b\n\nc") == Strings{"a b", "\n\n", "c"});
   CHECK(ember::pretokenize::config_for("llama-bpe")->ignore_merges);
   CHECK(!ember::pretokenize::config_for("no-such-pre"));
 }

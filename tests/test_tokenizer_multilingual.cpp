@@ -17,6 +17,7 @@
 
 #include "data_path.hpp"
 #include "ember/gguf/reader.hpp"
+#include "ember/gguf/writer.hpp"
 #include "ember/tokenizer/detokenizer.hpp"
 #include "ember/tokenizer/tokenizer.hpp"
 
@@ -170,9 +171,9 @@ bool bytes_covered(const Tokenizer& tok, std::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (char ch : text) {
     const auto b = static_cast<uint8_t>(ch);
-    if (tok.kind() == Tokenizer::Kind::bpe) {
+    if (tok.byte_level()) {
       if (!tok.find(spellings[b])) return false;
-    } else if (b != ' ') {  // SentencePiece writes spaces as U+2581
+    } else if (b != ' ') {  // SentencePiece (and Gemma 4's BPE) writes spaces as U+2581
       const char hex[6] = {'<', '0', 'x', kHex[b >> 4], kHex[b & 15], '>'};
       if (!tok.find(std::string_view(hex, 6))) return false;
     }
@@ -187,11 +188,25 @@ std::string stream_decode(const Tokenizer& tok, const std::vector<TokenId>& ids)
   return s + detok.flush();
 }
 
-// Checks one vocabulary against its .expected file; gguf_path names the tokenizer.
-void run_set(const std::string& vocab, const std::string& gguf_path) {
+// The tokenizer of a GGUF file, with tokenizer.ggml.pre replaced when `pre` is given
+// (as tools/make_tokenizer_vectors.py rewrites the file for llama.cpp).
+ember::Result<Tokenizer> load(const std::string& gguf_path, const std::optional<std::string>& pre) {
   auto file = ember::gguf::File::open(gguf_path);
-  REQUIRE_MESSAGE(file.ok(), file.error().message());
-  auto tok = Tokenizer::from_gguf(*file);
+  if (!file) return std::move(file).error();
+  if (!pre) return Tokenizer::from_gguf(*file);
+  ember::gguf::Writer w;
+  for (const auto& [key, value] : file->metadata())
+    if (key != "tokenizer.ggml.pre") w.add_value(key, value);
+  w.add_string("tokenizer.ggml.pre", *pre);
+  const std::vector<std::byte> bytes = w.to_bytes();
+  auto copy = ember::gguf::File::from_memory(bytes);
+  if (!copy) return std::move(copy).error();
+  return Tokenizer::from_gguf(*copy);  // the Tokenizer keeps no view into the bytes
+}
+
+// Checks one vocabulary against its .expected file; gguf_path names the tokenizer.
+void run_set(const std::string& vocab, const std::string& gguf_path, const std::optional<std::string>& pre = {}) {
+  auto tok = load(gguf_path, pre);
   REQUIRE_MESSAGE(tok.ok(), tok.error().message());
   const std::vector<Case> cases = read_set();
   const auto expected = read_expected(vocab);
@@ -280,6 +295,26 @@ TEST_CASE("multilingual set: bert-bge (WordPiece, Hugging Face reference)") {
 TEST_CASE("multilingual set: SmolLM2 (smollm pre-tokenizer)") {
   EMBER_SMOLLM2_FILE(path);
   run_set("smollm2", path);
+}
+
+// llama.cpp's own vocabulary files (tools/fetch-peer-vocabs.sh, EMBER_PEER_VOCAB); gpt-neox,
+// aquila and baichuan come without vectors of their own.
+TEST_CASE("multilingual set: llama.cpp's vocabularies (EMBER_PEER_VOCAB)") {
+  for (const char* name : {"llama-bpe", "qwen2", "qwen35", "command-r", "deepseek-coder", "refact", "gemma-4",
+                           "gpt-neox", "aquila", "baichuan"}) {
+    CAPTURE(name);
+    EMBER_REQUIRE_PEER_VOCAB(path, std::string("ggml-vocab-") + name + ".gguf");
+    run_set(name, path);
+  }
+}
+
+// Pre-tokenizers that no vocabulary file here uses, on GPT-2's tokens and merges.
+TEST_CASE("multilingual set: bloom, olmo and tekken pre-tokenizers on GPT-2's vocabulary") {
+  EMBER_REQUIRE_DATA(path, "vocab/ggml-vocab-gpt-2.gguf");
+  for (const char* pre : {"bloom", "olmo", "tekken"}) {
+    CAPTURE(pre);
+    run_set(std::string("gpt-2+") + pre, path, pre);
+  }
 }
 
 TEST_CASE("multilingual set: the file is well formed") {

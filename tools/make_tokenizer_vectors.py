@@ -9,8 +9,13 @@ Output: tests/data/tokenizer/<vocab>.expected, one line per test string (in
         BOS/EOS added and special-token parsing off; an empty line when a
         string gives no tokens.
 
-Vocabularies: the eight in shared/data/vocab (ggml-vocab-<vocab>.gguf) and
-SmolLM2-135M-Instruct (smollm2.expected).
+Vocabularies: the eight in shared/data/vocab (ggml-vocab-<vocab>.gguf),
+SmolLM2-135M-Instruct (smollm2.expected), llama.cpp's own vocabulary files
+from the llama-cpp-python sdist (tools/fetch-peer-vocabs.sh; PEER_VOCABS
+below, among them gpt-neox, aquila and baichuan, which come without vectors),
+and GPT-2's vocabulary with its pre-tokenizer swapped for another one
+(PRE_VARIANTS: "gpt-2+bloom" is GPT-2's tokens and merges split by BLOOM's
+pre-tokenizer), which tests pre-tokenizers no vocabulary file here uses.
 
 References, independent of ember:
   * every vocabulary but bert-bge: llama.cpp, through the PyPI package
@@ -33,10 +38,11 @@ References, independent of ember:
     leniently: an overlong "\xC0\xAF" is "/").
 
 Usage:
-  tools/make_tokenizer_vectors.py [--data DIR] [--smollm2 GGUF] [--out DIR]
+  tools/make_tokenizer_vectors.py [--data DIR] [--peer DIR] [--smollm2 GGUF] [--out DIR]
   tools/make_tokenizer_vectors.py --check   # regenerate and compare; exit 1 on a difference
 
-DIR defaults to $EMBER_TEST_DATA or ../shared/data beside the checkout; GGUF to
+DIR defaults to $EMBER_TEST_DATA or ../shared/data beside the checkout; the
+peer DIR to $EMBER_PEER_VOCAB or .cache/peer-vocab/llama-cpp-python-0.3.36; GGUF to
 $EMBER_SMOLLM2_GGUF. A vocabulary whose file is missing is reported, and with
 --check counts as a failure.
 """
@@ -54,6 +60,20 @@ SET_DIR = ROOT / "tests" / "data" / "tokenizer"
 INPUT = SET_DIR / "multilingual.txt"
 
 VOCABS = ["llama-spm", "phi-3", "gpt-2", "deepseek-llm", "falcon", "starcoder", "mpt", "bert-bge"]
+PEER_VOCABS = [
+    "llama-bpe",
+    "qwen2",
+    "qwen35",
+    "command-r",
+    "deepseek-coder",
+    "refact",
+    "gemma-4",
+    "gpt-neox",
+    "aquila",
+    "baichuan",
+]
+# Pre-tokenizers (tokenizer.ggml.pre) run on GPT-2's vocabulary.
+PRE_VARIANTS = ["bloom", "olmo", "tekken"]
 
 
 # ---------------------------------------------------------------------------
@@ -203,6 +223,28 @@ class HfBert:
         return self.tok.encode(text.decode("utf-8"), add_special_tokens=False).ids
 
 
+def with_pre(source: str, pre: str, out_dir: str) -> str:
+    """A copy of a vocabulary-only GGUF file whose tokenizer.ggml.pre is `pre`."""
+    import gguf
+
+    reader = gguf.GGUFReader(source)
+    arch = reader.fields["general.architecture"].contents()
+    path = os.path.join(out_dir, f"{Path(source).stem}+{pre}.gguf")
+    writer = gguf.GGUFWriter(path, arch)
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key in ("general.architecture", "tokenizer.ggml.pre"):
+            continue
+        vtype = field.types[0]
+        sub_type = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(key, field.contents(), vtype, sub_type)
+    writer.add_string("tokenizer.ggml.pre", pre)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 def valid_utf8(text: bytes) -> bool:
     try:
         text.decode("utf-8")
@@ -211,12 +253,18 @@ def valid_utf8(text: bytes) -> bool:
         return False
 
 
-def vocab_paths(data: Path, smollm2: str | None) -> list[tuple[str, str | None]]:
+def vocab_paths(data: Path, peer: Path, smollm2: str | None, tmp: str) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
     for name in VOCABS:
         p = data / "vocab" / f"ggml-vocab-{name}.gguf"
         out.append((name, str(p) if p.exists() else None))
     out.append(("smollm2", smollm2 if smollm2 and os.path.exists(smollm2) else None))
+    for name in PEER_VOCABS:
+        p = peer / f"ggml-vocab-{name}.gguf"
+        out.append((name, str(p) if p.exists() else None))
+    gpt2 = data / "vocab" / "ggml-vocab-gpt-2.gguf"
+    for pre in PRE_VARIANTS:
+        out.append((f"gpt-2+{pre}", with_pre(str(gpt2), pre, tmp) if gpt2.exists() else None))
     return out
 
 
@@ -238,6 +286,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_data = os.environ.get("EMBER_TEST_DATA") or str(ROOT.parent / "shared" / "data")
     ap.add_argument("--data", default=default_data, help="shared test data folder (holds vocab/)")
+    default_peer = os.environ.get("EMBER_PEER_VOCAB") or str(ROOT / ".cache" / "peer-vocab" / "llama-cpp-python-0.3.36")
+    ap.add_argument("--peer", default=default_peer, help="llama.cpp's vocabulary files (tools/fetch-peer-vocabs.sh)")
     ap.add_argument("--smollm2", default=os.environ.get("EMBER_SMOLLM2_GGUF"), help="SmolLM2 GGUF file")
     ap.add_argument("--out", default=str(SET_DIR), help="where to write <vocab>.expected")
     ap.add_argument("--check", action="store_true", help="regenerate into a temporary folder and compare")
@@ -247,10 +297,10 @@ def main() -> int:
     print(f"{len(cases)} test strings from {INPUT.relative_to(ROOT)}")
     missing = 0
     differences = 0
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as scratch:
         out_dir = Path(tmp) if args.check else Path(args.out)
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name, path in vocab_paths(Path(args.data), args.smollm2):
+        for name, path in vocab_paths(Path(args.data), Path(args.peer), args.smollm2, scratch):
             if path is None:
                 print(f"  {name}: MISSING (vocabulary file not found)")
                 missing += 1

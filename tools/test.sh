@@ -12,6 +12,8 @@ step "dependencies"
 bash tools/deps.sh
 export EMBER_SMOLLM2_GGUF=${EMBER_SMOLLM2_GGUF:-$(bash tools/fetch-model.sh)}
 export EMBER_TEST_DATA=${EMBER_TEST_DATA:-$(cd "$root/../shared/data" 2>/dev/null && pwd || true)}
+# llama.cpp's own vocabulary files and their vectors (the llama-cpp-python sdist, cached in .cache/).
+export EMBER_PEER_VOCAB=${EMBER_PEER_VOCAB:-$(bash tools/fetch-peer-vocabs.sh)}
 export EMBER_REQUIRE_TEST_DATA=1  # a test whose data is missing fails instead of skipping
 jobs=$(nproc)
 

@@ -85,7 +85,7 @@ void add(std::string name, ember::Result<Tokenizer> tok) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   l.byte_has_token.resize(256);
   for (int b = 0; b < 256; ++b) {
-    if (l.tok->kind() == Tokenizer::Kind::bpe) {
+    if (l.tok->byte_level()) {
       l.byte_has_token[b] = l.tok->find(spellings[b]).has_value();
     } else {
       const char hex[6] = {'<', '0', 'x', kHex[b >> 4], kHex[b & 15], '>'};

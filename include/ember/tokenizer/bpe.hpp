@@ -5,6 +5,10 @@
 // Merges are keyed by the ids of their two halves, so encoding does no string
 // work. A merge whose halves or result are not tokens still takes part (as the
 // original does, by text): such pieces get ids past the vocabulary.
+//
+// SentencePiece-style BPE (Gemma 4) runs the same merges on the UTF-8 characters
+// of the text (spaces already written U+2581) instead of GPT-2's byte spelling,
+// and falls back to <0xXX> byte tokens for what ends up no token.
 #pragma once
 
 #include <algorithm>
@@ -31,7 +35,7 @@ class Merges {
     m.n_vocab_ = static_cast<TokenId>(vocab.size());
     m.spellings_ = unicode::byte_level_spellings();
     m.merges_.reserve(n_merges);
-    std::unordered_map<std::string, TokenId> extra_ids;
+    std::unordered_map<std::string, TokenId>& extra_ids = m.extra_ids_;
     const auto id_of = [&](std::string_view text) -> TokenId {
       if (auto id = vocab.find(text)) return *id;
       auto [it, inserted] = extra_ids.emplace(std::string(text), m.n_vocab_ + static_cast<TokenId>(m.extra_.size()));
@@ -95,17 +99,78 @@ class Merges {
       out.push_back(byte_ids_[static_cast<uint8_t>(word[0])]);
       return;
     }
-    // Lowest rank first; on ties, the leftmost pair.
-    const auto worse = [](const Pair& a, const Pair& b) {
-      return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-    };
-
     std::vector<Symbol>& symbols = scratch.symbols;
     symbols.resize(word.size());
     for (size_t i = 0; i < word.size(); ++i) {
       symbols[i] = {static_cast<int>(i) - 1, i + 1 == word.size() ? -1 : static_cast<int>(i) + 1,
                     byte_ids_[static_cast<uint8_t>(word[i])], static_cast<uint32_t>(i), 1};
     }
+    merge(scratch);
+
+    for (int i = symbols.empty() ? -1 : 0; i != -1; i = symbols[i].next) {
+      const Symbol& s = symbols[i];
+      if (s.id >= 0 && s.id < n_vocab_) {
+        out.push_back(s.id);
+        continue;
+      }
+      // Not a token (only possible with odd vocabularies): like llama.cpp, emit
+      // whichever single bytes of its spelling happen to be tokens.
+      for (size_t b = s.begin; b < s.begin + s.length; ++b) {
+        for (char c : spellings_[static_cast<uint8_t>(word[b])]) {
+          if (auto id = vocab.find(std::string_view(&c, 1))) out.push_back(*id);
+        }
+      }
+    }
+  }
+
+  // SentencePiece-style: `word` is UTF-8 text as the vocabulary spells it; a piece
+  // that ends up no token becomes its bytes' tokens in `byte_tokens` (-1: none).
+  void encode_word_chars(std::string_view word, const Vocab& vocab, const std::array<TokenId, 256>& byte_tokens,
+                         std::vector<TokenId>& out, Scratch& scratch) const {
+    std::vector<Symbol>& symbols = scratch.symbols;
+    symbols.clear();
+    for (size_t pos = 0; pos < word.size();) {
+      const size_t n = std::min(unicode::utf8_sequence_length(static_cast<uint8_t>(word[pos])), word.size() - pos);
+      const std::string_view c = word.substr(pos, n);
+      TokenId id = vocab.find_or(c, -1);
+      if (id < 0 && !extra_ids_.empty()) {
+        auto it = extra_ids_.find(std::string(c));
+        if (it != extra_ids_.end()) id = it->second;
+      }
+      const int index = static_cast<int>(symbols.size());
+      symbols.push_back({index - 1, pos + n == word.size() ? -1 : index + 1, id, static_cast<uint32_t>(pos),
+                         static_cast<uint32_t>(n)});
+      pos += n;
+    }
+    merge(scratch);
+    for (int i = symbols.empty() ? -1 : 0; i != -1; i = symbols[i].next) {
+      const Symbol& s = symbols[i];
+      if (s.id >= 0 && s.id < n_vocab_) {
+        out.push_back(s.id);
+        continue;
+      }
+      for (size_t b = s.begin; b < s.begin + s.length; ++b) {
+        const TokenId id = byte_tokens[static_cast<uint8_t>(word[b])];
+        if (id >= 0) out.push_back(id);
+      }
+    }
+  }
+
+  // The byte-level spelling of raw bytes.
+  std::string spell(std::string_view raw) const {
+    std::string out;
+    out.reserve(raw.size() * 2);
+    for (char c : raw) out += spellings_[static_cast<uint8_t>(c)];
+    return out;
+  }
+
+ private:
+  // Applies merges to scratch.symbols, lowest rank first; on ties, the leftmost pair.
+  void merge(Scratch& scratch) const {
+    const auto worse = [](const Pair& a, const Pair& b) {
+      return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
+    };
+    std::vector<Symbol>& symbols = scratch.symbols;
     std::vector<Pair>& queue = scratch.queue;
     queue.clear();
     const auto try_pair = [&](int left, int right) {
@@ -134,32 +199,8 @@ class Merges {
       try_pair(left.prev, pair.left);
       try_pair(pair.left, left.next);
     }
-
-    for (int i = symbols.empty() ? -1 : 0; i != -1; i = symbols[i].next) {
-      const Symbol& s = symbols[i];
-      if (s.id >= 0 && s.id < n_vocab_) {
-        out.push_back(s.id);
-        continue;
-      }
-      // Not a token (only possible with odd vocabularies): like llama.cpp, emit
-      // whichever single bytes of its spelling happen to be tokens.
-      for (size_t b = s.begin; b < s.begin + s.length; ++b) {
-        for (char c : spellings_[static_cast<uint8_t>(word[b])]) {
-          if (auto id = vocab.find(std::string_view(&c, 1))) out.push_back(*id);
-        }
-      }
-    }
   }
 
-  // The byte-level spelling of raw bytes.
-  std::string spell(std::string_view raw) const {
-    std::string out;
-    out.reserve(raw.size() * 2);
-    for (char c : raw) out += spellings_[static_cast<uint8_t>(c)];
-    return out;
-  }
-
- private:
   struct Merge {
     int32_t rank;
     TokenId result;
@@ -223,7 +264,8 @@ class Merges {
     size_t size_ = 0;
   };
   MergeTable merges_;
-  std::vector<std::string> extra_;  // texts of ids n_vocab_.. (pieces that are not tokens)
+  std::vector<std::string> extra_;                      // texts of ids n_vocab_.. (pieces that are not tokens)
+  std::unordered_map<std::string, TokenId> extra_ids_;  // and back
 };
 
 }  // namespace ember::bpe

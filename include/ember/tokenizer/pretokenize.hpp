@@ -29,6 +29,15 @@ enum class Pass : uint8_t {
   llama3,
   // The same with \p{N} instead of \p{N}{1,3} (Qwen2).
   qwen2,
+  // Qwen3.5: marks join letters. (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}|
+  //    ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  qwen35,
+  // Mistral's Tekken, as llama.cpp rewrote it for std::regex (every letter outside ASCII
+  // counts as both upper and lower case; marks are no letters):
+  // [^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|
+  // [^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|
+  // \p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  tekken,
   each_number,           // \p{N}
   number_runs,           // \p{N}+
   ascii_digit_triples,   // [0-9][0-9][0-9]
@@ -39,12 +48,20 @@ enum class Pass : uint8_t {
   deepseek_punctuation,  // \s?[!-/:-~！-／：-～‘-‟　-。]+
   trailing_space,        // \s+$
   deepseek_cjk,          // [一-龥ࠀ-一가-퟿]+
+  space_letters,         // \s?\p{L}+       (DeepSeek Coder)
+  space_punctuation,     // \s?\p{P}+       (DeepSeek Coder)
+  bloom,                 //  ?[^(\s|.,!?…。，、।۔،)]+
+  newline_runs,          // [^\n]+|[\n]+    (Gemma 4: only lines apart)
 };
 
 struct Config {
   std::vector<Pass> passes;
   bool ignore_merges = false;  // a word that is already a token skips BPE (llama3)
   bool add_bos = false;        // default for tokenizer.ggml.add_bos_token
+  // SentencePiece-style BPE (Gemma 4): merges run on UTF-8 characters, not GPT-2's
+  // byte spelling; spaces are written U+2581; bytes fall back to <0xXX> tokens; add_bos
+  // is forced on (as llama.cpp does, whatever the file says).
+  bool sentencepiece_style = false;
 };
 
 // The passes for a `tokenizer.ggml.pre` value, as llama.cpp runs them; nothing
@@ -72,6 +89,14 @@ inline std::optional<Config> config_for(std::string_view pre) {
   if (is_any({"dbrx", "smaug-bpe"})) return Config{{P::llama3}};
   if (is_any({"qwen2", "stablelm2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "hunyuan", "grok-2"}))
     return Config{{P::qwen2}};
+  if (pre == "qwen35") return Config{{P::qwen35}};
+  if (pre == "deepseek-coder")
+    return Config{{P::each_newline, P::space_letters, P::space_punctuation, P::deepseek_cjk, P::each_number}};
+  if (is_any({"bloom", "poro-chat", "gpt3-finnish"})) return Config{{P::bloom}};
+  if (pre == "viking") return Config{{P::bloom, P::each_number}};
+  if (pre == "tekken") return Config{{P::tekken}, /*ignore_merges=*/true};
+  if (is_any({"gemma4", "granite-embed-multi-311m"}))
+    return Config{{P::newline_runs}, /*ignore_merges=*/false, /*add_bos=*/true, /*sentencepiece_style=*/true};
   return std::nullopt;
 }
 
@@ -129,10 +154,14 @@ inline constexpr Range kDeepseekPunctuation[] = {
 };
 // [一-龥ࠀ-一가-퟿]: the first two ranges overlap, merged here.
 inline constexpr Range kDeepseekCjk[] = {{0x0800, 0x9FA5}, {0xAC00, 0xD7FF}};
+// What BLOOM's words stop at (besides white space): ( | ) . , ! ? … 。 ， 、 । ۔ ،
+inline constexpr Range kBloomStops[] = {{0x21, 0x21},     {0x28, 0x29},     {0x2C, 0x2C},     {0x2E, 0x2E},
+                                        {0x3F, 0x3F},     {0x7C, 0x7C},     {0x060C, 0x060C}, {0x06D4, 0x06D4},
+                                        {0x0964, 0x0964}, {0x2026, 0x2026}, {0x3001, 0x3002}, {0xFF0C, 0xFF0C}};
 
 // The character classes a code point belongs to, looked up once per character.
 struct Flags {
-  bool letter = false, number = false, space = false;
+  bool letter = false, number = false, space = false, mark = false;
   bool none = true;  // past the end of the piece
 };
 
@@ -142,7 +171,8 @@ class Splitter {
     flags_.reserve(cps.size());
     for (uint32_t cp : cps) {
       const auto c = unicode::category(cp);
-      flags_.push_back({unicode::is_letter(c), unicode::is_number(c), unicode::is_white_space(cp), false});
+      flags_.push_back(
+          {unicode::is_letter(c), unicode::is_number(c), unicode::is_white_space(cp), unicode::is_mark(c), false});
     }
   }
 
@@ -154,6 +184,8 @@ class Splitter {
       case Pass::gpt2: return gpt2();
       case Pass::llama3: return llama3(3);
       case Pass::qwen2: return llama3(1);
+      case Pass::qwen35: return llama3(1, /*marks_are_letters=*/true);
+      case Pass::tekken: return tekken();
       case Pass::each_number: return by_matches([&](size_t p) -> size_t { return flags_[p].number ? 1 : 0; });
       case Pass::number_runs:
         return by_matches([&](size_t p) { return run_length(p, [&](size_t q) { return flags_[q].number; }); });
@@ -179,6 +211,18 @@ class Splitter {
       case Pass::deepseek_cjk:
         return by_matches(
             [&](size_t p) { return run_length(p, [&](size_t q) { return literal_class(kDeepseekCjk, cps_[q]); }); });
+      case Pass::space_letters:
+        return by_matches([&](size_t p) { return space_then_run(p, [&](size_t q) { return flags_[q].letter; }); });
+      case Pass::space_punctuation:
+        return by_matches(
+            [&](size_t p) { return space_then_run(p, [&](size_t q) { return unicode::is_punctuation(cps_[q]); }); });
+      case Pass::bloom:
+        return by_matches([&](size_t p) -> size_t {
+          const auto word = [&](size_t q) { return !flags_[q].space && !in_ranges(kBloomStops, cps_[q]); };
+          if (cps_[p] == ' ' && p + 1 < end_ && word(p + 1)) return 1 + run_length(p + 1, word);
+          return run_length(p, word);
+        });
+      case Pass::newline_runs: return newline_runs();
     }
   }
 
@@ -230,9 +274,21 @@ class Splitter {
 
   // \s?[class]+
   size_t space_then_class(size_t p, std::span<const Range> cls) const {
-    const auto in = [&](size_t q) { return literal_class(cls, cps_[q]); };
+    return space_then_run(p, [&](size_t q) { return literal_class(cls, cps_[q]); });
+  }
+  template <class In>
+  size_t space_then_run(size_t p, In in) const {
     if (flags_[p].space && p + 1 < end_ && in(p + 1)) return 1 + run_length(p + 1, in);
     return run_length(p, in);
+  }
+
+  void newline_runs() {
+    size_t last = begin_;
+    for (size_t p = begin_; p < end_;) {
+      const bool newline = cps_[p] == '\n';
+      p += run_length(p, [&](size_t q) { return (cps_[q] == '\n') == newline; });
+      emit(last, p);
+    }
   }
 
   void trailing_space() {
@@ -303,15 +359,17 @@ class Splitter {
     }
   }
 
-  void llama3(size_t max_digits) {
+  // Also Qwen2 (max_digits 1) and Qwen3.5 (marks_are_letters: [\p{L}\p{M}] for \p{L}).
+  void llama3(size_t max_digits, bool marks_are_letters = false) {
+    const auto word = [&](Flags f) { return f.letter || (marks_are_letters && f.mark); };
     size_t last = begin_;
     for (size_t p = begin_; p < end_;) {
       if (contraction(p, last, true)) continue;
       const uint32_t c = cps_[p];
       const Flags f = flags_[p];
       // [^\r\n\p{L}\p{N}]?\p{L}+
-      if (!(c == '\r' || c == '\n' || f.number) && (f.letter || flags(p + 1).letter)) {
-        p = p + 1 + run_length(p + 1, [&](size_t r) { return flags_[r].letter; });
+      if (!(c == '\r' || c == '\n' || f.number) && (word(f) || word(flags(p + 1)))) {
+        p = p + 1 + run_length(p + 1, [&](size_t r) { return word(flags_[r]); });
         emit(last, p);
         continue;
       }
@@ -325,24 +383,83 @@ class Splitter {
       //  ?[^\s\p{L}\p{N}]+[\r\n]*
       const size_t q = p + (c == ' ' ? 1 : 0);
       const Flags g = flags(q);
-      if (!g.none && !(g.space || g.letter || g.number)) {
-        p = q + run_length(q, [&](size_t r) { return !(flags_[r].space || flags_[r].letter || flags_[r].number); });
+      const auto other = [&](Flags h) { return !(h.space || word(h) || h.number); };
+      if (!g.none && other(g)) {
+        p = q + run_length(q, [&](size_t r) { return other(flags_[r]); });
         p += run_length(p, [&](size_t r) { return cps_[r] == '\r' || cps_[r] == '\n'; });
         emit(last, p);
         continue;
       }
-      // \s*[\r\n]+ : white space up to the last line break in the run.
-      size_t n = 0, after_break = 0;
-      while (flags(p + n).space) {
-        if (cps_[p + n] == '\r' || cps_[p + n] == '\n') after_break = p + n + 1;
-        ++n;
-      }
-      if (after_break > 0) {
-        p = after_break;
+      white_space_or_line_breaks(p, last);
+    }
+  }
+
+  // \s*[\r\n]+|\s+(?!\S)|\s+ at p.
+  void white_space_or_line_breaks(size_t& p, size_t& last) {
+    // \s*[\r\n]+ : white space up to the last line break in the run.
+    size_t n = 0, after_break = 0;
+    while (flags(p + n).space) {
+      if (cps_[p + n] == '\r' || cps_[p + n] == '\n') after_break = p + n + 1;
+      ++n;
+    }
+    if (after_break > 0) {
+      p = after_break;
+      emit(last, p);
+      return;
+    }
+    white_space(p, last);
+  }
+
+  void tekken() {
+    // After the optional [^\r\n\p{L}\p{N}]: "upper" is A-Z or any letter outside ASCII,
+    // "lower" is a-z or any letter outside ASCII.
+    const auto upper = [&](size_t q) { return q < end_ && flags_[q].letter && !(cps_[q] >= 'a' && cps_[q] <= 'z'); };
+    const auto lower = [&](size_t q) { return q < end_ && flags_[q].letter && !(cps_[q] >= 'A' && cps_[q] <= 'Z'); };
+    const auto run = [&](size_t q, auto pred) {
+      size_t n = 0;
+      while (pred(q + n)) ++n;
+      return n;
+    };
+    size_t last = begin_;
+    for (size_t p = begin_; p < end_;) {
+      const uint32_t c = cps_[p];
+      const Flags f = flags_[p];
+      const size_t q = (!(c == '\r' || c == '\n' || f.letter || f.number) && flags(p + 1).letter) ? p + 1 : p;
+      if (flags(q).letter) {
+        // upper* lower+, the regex engine giving back upper letters until lower+ can match.
+        const size_t u = run(q, upper);
+        size_t end = 0;
+        if (lower(q + u)) {
+          end = q + u + run(q + u, lower);
+        } else {
+          for (size_t k = u; k-- > 0;)
+            if (lower(q + k)) {
+              end = q + k + 1;  // the letters after k are A-Z: lower+ stops at once
+              break;
+            }
+        }
+        // Else upper+ lower* (u >= 1 here: a letter that is not lower is upper).
+        if (end == 0) end = q + u + run(q + u, lower);
+        p = end;
         emit(last, p);
         continue;
       }
-      white_space(p, last);
+      // \p{N}
+      if (f.number) {
+        emit(last, ++p);
+        continue;
+      }
+      //  ?[^\s\p{L}\p{N}]+[\r\n/]*
+      const size_t r = p + (c == ' ' ? 1 : 0);
+      const Flags g = flags(r);
+      const auto other = [&](Flags h) { return !(h.space || h.letter || h.number); };
+      if (!g.none && other(g)) {
+        p = r + run_length(r, [&](size_t s) { return other(flags_[s]); });
+        p += run_length(p, [&](size_t s) { return cps_[s] == '\r' || cps_[s] == '\n' || cps_[s] == '/'; });
+        emit(last, p);
+        continue;
+      }
+      white_space_or_line_breaks(p, last);
     }
   }
 

@@ -4,6 +4,8 @@
 //   "llama" SentencePiece-style BPE over scores, with <0xXX> byte fallback;
 //   "gpt2"  byte-level BPE over `tokenizer.ggml.merges`, words first split by
 //           the pre-tokenizer that `tokenizer.ggml.pre` names;
+//   "gemma4" the same merges run SentencePiece-style: on UTF-8 characters with
+//           spaces written U+2581, <0xXX> byte fallback (Gemma 4);
 //   "bert"  WordPiece.
 // Behaviour follows llama.cpp (whose test vectors we pass), including its
 // defaults when metadata is absent; WordPiece follows Hugging Face's BERT
@@ -15,6 +17,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdint>
 #include <optional>
@@ -117,6 +120,9 @@ class Tokenizer {
   TokenId unknown() const { return unknown_; }
   bool add_bos() const { return add_bos_; }
   bool add_eos() const { return add_eos_; }
+  // Byte-level BPE: tokens spell bytes in GPT-2's alphabet ("Ġ" for a space). False
+  // for SentencePiece-style vocabularies, which spell text as it is with <0xXX> bytes.
+  bool byte_level() const { return kind_ == Kind::bpe && !pre_.sentencepiece_style; }
   // SentencePiece: encode() puts a space in front of the text (and after
   // special tokens), as the model was trained with.
   bool add_space_prefix() const { return add_space_prefix_; }
@@ -155,9 +161,10 @@ class Tokenizer {
   Vocab vocab_;
   Kind kind_ = Kind::spm;
   pretokenize::Config pre_;
-  std::optional<bpe::Merges> merges_;  // bpe only
-  spm::Model spm_;                     // spm only
-  wordpiece::Options wordpiece_;       // wordpiece only
+  std::optional<bpe::Merges> merges_;       // bpe only
+  std::array<TokenId, 256> byte_tokens_{};  // SentencePiece-style bpe: <0xXX> tokens, -1 for none
+  spm::Model spm_;                          // spm only
+  wordpiece::Options wordpiece_;            // wordpiece only
 
   TokenId bos_ = -1, eos_ = -1, unknown_ = -1, separator_ = -1;
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false, strip_first_space_ = false;
@@ -298,6 +305,11 @@ inline Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
     tok.pre_ = std::move(*config);
     tok.bos_ = 11, tok.eos_ = 11;  // Falcon's, as llama.cpp assumes
     tok.add_bos_ = tok.pre_.add_bos;
+  } else if (model == "gemma4") {
+    // llama.cpp ignores tokenizer.ggml.pre here and knows no default special tokens.
+    tok.kind_ = Kind::bpe;
+    tok.pre_ = *pretokenize::config_for("gemma4");
+    tok.add_bos_ = true;
   } else if (model == "bert") {
     tok.kind_ = Kind::wordpiece;
     tok.bos_ = 101, tok.unknown_ = 100, tok.separator_ = 102;
@@ -305,7 +317,7 @@ inline Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   } else {
     return make_error(Errc::unsupported, "tokenizer.ggml.model = \"" + std::string(model) +
                                              "\" is not a tokenizer ember knows "
-                                             "(llama, gpt2, bert)");
+                                             "(llama, gpt2, gemma4, bert)");
   }
 
   tok.vocab_ = Vocab::build(
@@ -335,6 +347,8 @@ inline Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   EMBER_TRY_VOID(read_token_id(file, "tokenizer.ggml.fim_sep_token_id", n, fim_sep));
   EMBER_TRY_VOID(read_flag(file, "tokenizer.ggml.add_bos_token", tok.add_bos_));
   EMBER_TRY_VOID(read_flag(file, "tokenizer.ggml.add_eos_token", tok.add_eos_));
+  // Gemma 4 needs its BOS; llama.cpp adds it even where the file says not to.
+  if (tok.pre_.sentencepiece_style) tok.add_bos_ = true;
   if (tok.kind_ == Kind::wordpiece) EMBER_TRY_VOID(read_flag(file, "tokenizer.ggml.add_sep_token", tok.add_eos_));
   if (tok.kind_ == Kind::spm) EMBER_TRY_VOID(read_flag(file, "tokenizer.ggml.add_space_prefix", tok.add_space_prefix_));
   if (tok.kind_ == Kind::wordpiece) {
@@ -351,6 +365,13 @@ inline Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
     return metadata_error("tokenizer.ggml.add_eos_token", "is true but the model has no EOS token");
 
   if (tok.kind_ == Kind::spm) tok.spm_ = spm::Model::build(tok.vocab_, tok.unknown_);
+  if (tok.pre_.sentencepiece_style) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    for (int b = 0; b < 256; ++b) {
+      const char hex[6] = {'<', '0', 'x', kHex[b >> 4], kHex[b & 15], '>'};
+      tok.byte_tokens_[b] = tok.vocab_.find_or(std::string_view(hex, 6), -1);
+    }
+  }
 
   // End of generation: EOS, EOT, EOM, FIM stops and the well-known end-of-turn
   // texts. Like llama.cpp, such texts count as control tokens even if the file
@@ -437,7 +458,7 @@ inline Result<void> Tokenizer::build_pieces() {
         piece = text;
         break;
       case TokenType::normal:
-        if (kind_ == Kind::bpe) {
+        if (byte_level()) {
           // Undo the byte-level spelling; a code point that spells no byte stays as it is.
           for (size_t pos = 0; pos < text.size();) {
             const auto d = unicode::decode_utf8(text, pos);
@@ -546,7 +567,10 @@ inline void Tokenizer::encode_text(std::string_view text, bool first_or_after_sp
     }
     case Kind::bpe: {
       // Invalid UTF-8 becomes U+FFFD here, as in llama.cpp.
-      const std::vector<uint32_t> cps = unicode::decode_utf8(text);
+      std::vector<uint32_t> cps = unicode::decode_utf8(text);
+      if (pre_.sentencepiece_style)
+        for (uint32_t& cp : cps)
+          if (cp == ' ') cp = 0x2581;
       const std::vector<size_t> words = pretokenize::split(pre_.passes, cps);
       std::string word;
       bpe::Merges::Scratch scratch;
@@ -555,6 +579,18 @@ inline void Tokenizer::encode_text(std::string_view text, bool first_or_after_sp
         word.clear();
         for (size_t i = begin; i < begin + len; ++i) unicode::append_utf8(word, cps[i]);
         begin += len;
+        if (pre_.sentencepiece_style) {
+          // A run of line breaks that is a token stays whole (llama.cpp's Gemma 4 rule:
+          // merges alone would not rebuild "\n\n\n").
+          if (word.find_first_not_of('\n') == std::string::npos) {
+            if (auto id = vocab_.find(word)) {
+              out.push_back(*id);
+              continue;
+            }
+          }
+          merges_->encode_word_chars(word, vocab_, byte_tokens_, out, scratch);
+          continue;
+        }
         if (pre_.ignore_merges) {
           if (auto id = vocab_.find(merges_->spell(word))) {
             out.push_back(*id);
