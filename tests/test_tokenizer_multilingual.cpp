@@ -214,8 +214,9 @@ void run_set(const std::string& vocab, const std::string& gguf_path, const std::
   REQUIRE_MESSAGE(expected.size() == cases.size(),
                   vocab << ".expected is out of date: rerun tools/make_tokenizer_vectors.py");
 
-  // WordPiece lowercases, strips accents and forgets spacing: not lossless.
-  const bool lossless = tok->kind() != Tokenizer::Kind::wordpiece;
+  // WordPiece lowercases, strips accents and forgets spacing; Unigram normalizes (NFKC,
+  // merged spaces) and has no byte fallback: neither is lossless.
+  const bool lossless = tok->kind() != Tokenizer::Kind::wordpiece && tok->kind() != Tokenizer::Kind::ugm;
   Tokenizer::EncodeOptions plain;
   plain.add_bos = false;
   plain.add_eos = false;
@@ -298,14 +299,22 @@ TEST_CASE("multilingual set: SmolLM2 (smollm pre-tokenizer)") {
 }
 
 // llama.cpp's own vocabulary files (tools/fetch-peer-vocabs.sh, EMBER_PEER_VOCAB); gpt-neox,
-// aquila and baichuan come without vectors of their own.
+// aquila, baichuan and nomic-bert-moe (XLM-RoBERTa's Unigram vocabulary, "t5") come without
+// vectors of their own.
 TEST_CASE("multilingual set: llama.cpp's vocabularies (EMBER_PEER_VOCAB)") {
   for (const char* name : {"llama-bpe", "qwen2", "qwen35", "command-r", "deepseek-coder", "refact", "gemma-4",
-                           "gpt-neox", "aquila", "baichuan"}) {
+                           "gpt-neox", "aquila", "baichuan", "nomic-bert-moe"}) {
     CAPTURE(name);
     EMBER_REQUIRE_PEER_VOCAB(path, std::string("ggml-vocab-") + name + ".gguf");
     run_set(name, path);
   }
+}
+
+// A small Unigram ("t5") vocabulary trained with SentencePiece (tools/make_ugm_vocab.py),
+// committed: it has a real precompiled character map (nmt_nfkc), a user-defined and a
+// control token, and leaves rare characters unknown.
+TEST_CASE("multilingual set: ugm-tiny (Unigram, committed)") {
+  run_set("ugm-tiny", EMBER_TESTS_DIR "/data/tokenizer/ugm-tiny.gguf");
 }
 
 // Pre-tokenizers that no vocabulary file here uses, on GPT-2's tokens and merges.

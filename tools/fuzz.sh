@@ -11,6 +11,8 @@
 # Environment:
 #   EMBER_TEST_DATA     shared test data (vocab/*.gguf, stories260K); default ../shared/data
 #   EMBER_SMOLLM2_GGUF  SmolLM2's GGUF, fuzzed too when set
+#   EMBER_PEER_VOCAB    llama.cpp's vocabulary files (tools/fetch-peer-vocabs.sh): Gemma 4 and
+#                       nomic-bert-moe (Unigram) are fuzzed too when set
 #   FUZZ_OUT            work folder (binary, corpus copy, artifacts); default build/fuzz
 #   FUZZ_JOBS           parallel fuzzing processes (default 1)
 set -euo pipefail
@@ -43,7 +45,7 @@ bin=$out/fuzz_tokenizer
 echo "fuzz.sh: building $bin"
 "$cxx" -std=c++20 -O1 -g -fno-omit-frame-pointer \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$root/include" "$root/tests/fuzz/fuzz_tokenizer.cpp" -o "$bin"
+  -I"$root/include" -DEMBER_TESTS_DIR="\"$root/tests\"" "$root/tests/fuzz/fuzz_tokenizer.cpp" -o "$bin"
 
 corpus=$out/corpus
 artifacts=$out/artifacts

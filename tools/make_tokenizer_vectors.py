@@ -21,6 +21,10 @@ References, independent of ember:
   * every vocabulary but bert-bge: llama.cpp, through the PyPI package
     llama-cpp-python (`llama_cpp`, vocab_only=True, llama_tokenize with
     add_special=False, parse_special=False);
+  * Unigram ("t5") vocabularies (ugm-tiny, nomic-bert-moe): llama.cpp, cross-
+    checked against Google's SentencePiece (PyPI `sentencepiece` and `protobuf`)
+    on a model rebuilt from the GGUF; the script prints where they disagree
+    (ugm-tiny: long.emoji, a run of unknown characters);
   * bert-bge: Hugging Face `tokenizers` (BertNormalizer + BertPreTokenizer +
     WordPiece, lower-casing and accent stripping as the GGUF says), with the
     vocab.txt rebuilt from the GGUF token list (GGUF writes word-initial
@@ -71,7 +75,10 @@ PEER_VOCABS = [
     "gpt-neox",
     "aquila",
     "baichuan",
+    "nomic-bert-moe",
 ]
+# Vocabularies committed in tests/data/tokenizer (tools/make_ugm_vocab.py).
+LOCAL_VOCABS = ["ugm-tiny"]
 # Pre-tokenizers (tokenizer.ggml.pre) run on GPT-2's vocabulary.
 PRE_VARIANTS = ["bloom", "olmo", "tekken"]
 
@@ -223,6 +230,39 @@ class HfBert:
         return self.tok.encode(text.decode("utf-8"), add_special_tokens=False).ids
 
 
+class SentencePiece:
+    """Google's SentencePiece over a Unigram ("t5") GGUF vocabulary: the model
+    rebuilt from the GGUF's pieces, scores, types and precompiled character map."""
+
+    def __init__(self, path: str):
+        import gguf
+        import sentencepiece as spm
+        from sentencepiece import sentencepiece_model_pb2 as pb
+
+        reader = gguf.GGUFReader(path)
+        f = reader.fields
+        proto = pb.ModelProto()
+        for text, score, kind in zip(
+            f["tokenizer.ggml.tokens"].contents(),
+            f["tokenizer.ggml.scores"].contents(),
+            f["tokenizer.ggml.token_type"].contents(),
+        ):
+            piece = proto.pieces.add()
+            piece.piece, piece.score, piece.type = text, score, kind
+        proto.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
+        proto.trainer_spec.unk_id = int(f["tokenizer.ggml.unknown_token_id"].contents())
+        norm = proto.normalizer_spec
+        norm.name = "precompiled"
+        norm.precompiled_charsmap = bytes(f["tokenizer.ggml.precompiled_charsmap"].contents())
+        norm.add_dummy_prefix = bool(f["tokenizer.ggml.add_space_prefix"].contents())
+        norm.remove_extra_whitespaces = bool(f["tokenizer.ggml.remove_extra_whitespaces"].contents())
+        norm.escape_whitespaces = True
+        self.sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+
+    def tokenize(self, text: bytes) -> list[int]:
+        return self.sp.encode(text.decode("utf-8"))
+
+
 def with_pre(source: str, pre: str, out_dir: str) -> str:
     """A copy of a vocabulary-only GGUF file whose tokenizer.ggml.pre is `pre`."""
     import gguf
@@ -259,6 +299,9 @@ def vocab_paths(data: Path, peer: Path, smollm2: str | None, tmp: str) -> list[t
         p = data / "vocab" / f"ggml-vocab-{name}.gguf"
         out.append((name, str(p) if p.exists() else None))
     out.append(("smollm2", smollm2 if smollm2 and os.path.exists(smollm2) else None))
+    for name in LOCAL_VOCABS:
+        p = SET_DIR / f"{name}.gguf"
+        out.append((name, str(p) if p.exists() else None))
     for name in PEER_VOCABS:
         p = peer / f"ggml-vocab-{name}.gguf"
         out.append((name, str(p) if p.exists() else None))
@@ -279,6 +322,13 @@ def expected_lines(name: str, path: str, cases: list[tuple[str, bytes]], verbose
     else:
         cpp = LlamaCpp(path)
         ids = [cpp.tokenize(text) for _, text in cases]
+        if verbose and name in ("ugm-tiny", "nomic-bert-moe"):
+            sp = SentencePiece(path)
+            differ = [label for (label, text), want in zip(cases, ids) if valid_utf8(text) and sp.tokenize(text) != want]
+            n_valid = sum(valid_utf8(text) for _, text in cases)
+            print(f"  {name}: SentencePiece agrees with llama.cpp on {n_valid - len(differ)}/{n_valid} valid UTF-8 strings")
+            if differ:
+                print(f"  {name}: they differ on: {' '.join(differ)}")
     return [" ".join(map(str, row)) for row in ids]
 
 

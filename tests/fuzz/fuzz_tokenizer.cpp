@@ -2,8 +2,10 @@
 // Build and run with tools/fuzz.sh SECONDS (clang, -fsanitize=fuzzer,address,undefined).
 //
 // Vocabularies: three tiny handcrafted ones (SentencePiece with byte fallback,
-// byte-level BPE, WordPiece; always there), plus every ggml-vocab-*.gguf in
-// $EMBER_TEST_DATA/vocab, stories260K, and $EMBER_SMOLLM2_GGUF when present.
+// byte-level BPE, WordPiece; always there) and the committed Unigram vocabulary
+// tests/data/tokenizer/ugm-tiny.gguf, plus every ggml-vocab-*.gguf in
+// $EMBER_TEST_DATA/vocab, stories260K, $EMBER_SMOLLM2_GGUF, and Gemma 4's and
+// nomic-bert-moe's vocabularies in $EMBER_PEER_VOCAB, when present.
 //
 // Input layout:
 //   byte 0   which vocabulary (modulo how many there are)
@@ -275,6 +277,15 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
       add_file("stories260K", data + "/stories260K/stories260K.gguf");
   }
   if (const char* s = std::getenv("EMBER_SMOLLM2_GGUF"); s && *s && std::filesystem::exists(s)) add_file("smollm2", s);
+#ifdef EMBER_TESTS_DIR
+  add_file("ugm-tiny", EMBER_TESTS_DIR "/data/tokenizer/ugm-tiny.gguf");
+#endif
+  if (const char* d = std::getenv("EMBER_PEER_VOCAB"); d && *d) {
+    for (const char* name : {"gemma-4", "nomic-bert-moe"}) {
+      const std::string path = std::string(d) + "/ggml-vocab-" + name + ".gguf";
+      if (std::filesystem::exists(path)) add_file(name, path);
+    }
+  }
   std::fprintf(stderr, "fuzz_tokenizer: %zu vocabularies:", vocabs().size());
   for (const auto& v : vocabs()) std::fprintf(stderr, " %s", v.name.c_str());
   std::fprintf(stderr, "\n");
@@ -341,7 +352,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_decode(v, ids, render_special);
 
   // Round trip where the vocabulary is lossless for this text.
-  const bool lossless_kind = tok.kind() != Tokenizer::Kind::wordpiece;
+  const bool lossless_kind = tok.kind() == Tokenizer::Kind::spm || tok.kind() == Tokenizer::Kind::bpe;
   const bool plain = !options.parse_special && !(flags & (16 | 128));
   bool covered = true;
   for (char c : text) covered = covered && v.byte_has_token[static_cast<uint8_t>(c)];

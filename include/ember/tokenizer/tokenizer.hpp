@@ -6,7 +6,8 @@
 //           the pre-tokenizer that `tokenizer.ggml.pre` names;
 //   "gemma4" the same merges run SentencePiece-style: on UTF-8 characters with
 //           spaces written U+2581, <0xXX> byte fallback (Gemma 4);
-//   "bert"  WordPiece.
+//   "bert"  WordPiece;
+//   "t5"    Unigram (UGM) with SentencePiece's precompiled normalization map.
 // Behaviour follows llama.cpp (whose test vectors we pass), including its
 // defaults when metadata is absent; WordPiece follows Hugging Face's BERT
 // tokenizer where llama.cpp departs from it (marks, Hangul, long words). Special tokens: user-defined tokens are
@@ -31,6 +32,7 @@
 #include "ember/tokenizer/bpe.hpp"
 #include "ember/tokenizer/pretokenize.hpp"
 #include "ember/tokenizer/spm.hpp"
+#include "ember/tokenizer/ugm.hpp"
 #include "ember/tokenizer/unicode.hpp"
 #include "ember/tokenizer/vocab.hpp"
 #include "ember/tokenizer/wordpiece.hpp"
@@ -90,7 +92,7 @@ class SpecialTrie {
 
 class Tokenizer {
  public:
-  enum class Kind { spm, bpe, wordpiece };
+  enum class Kind { spm, bpe, wordpiece, ugm };
 
   struct EncodeOptions {
     std::optional<bool> add_bos;  // default: the model's add_bos()
@@ -165,6 +167,7 @@ class Tokenizer {
   std::array<TokenId, 256> byte_tokens_{};  // SentencePiece-style bpe: <0xXX> tokens, -1 for none
   spm::Model spm_;                          // spm only
   wordpiece::Options wordpiece_;            // wordpiece only
+  ugm::Model ugm_;                          // ugm only
 
   TokenId bos_ = -1, eos_ = -1, unknown_ = -1, separator_ = -1;
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false, strip_first_space_ = false;
@@ -314,10 +317,14 @@ inline Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
     tok.kind_ = Kind::wordpiece;
     tok.bos_ = 101, tok.unknown_ = 100, tok.separator_ = 102;
     tok.add_bos_ = true, tok.add_eos_ = true;
+  } else if (model == "t5") {
+    tok.kind_ = Kind::ugm;
+    tok.eos_ = 1, tok.unknown_ = 2;
+    tok.add_eos_ = true;
   } else {
     return make_error(Errc::unsupported, "tokenizer.ggml.model = \"" + std::string(model) +
                                              "\" is not a tokenizer ember knows "
-                                             "(llama, gpt2, gemma4, bert)");
+                                             "(llama, gpt2, gemma4, bert, t5)");
   }
 
   tok.vocab_ = Vocab::build(
@@ -350,7 +357,11 @@ inline Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   // Gemma 4 needs its BOS; llama.cpp adds it even where the file says not to.
   if (tok.pre_.sentencepiece_style) tok.add_bos_ = true;
   if (tok.kind_ == Kind::wordpiece) EMBER_TRY_VOID(read_flag(file, "tokenizer.ggml.add_sep_token", tok.add_eos_));
-  if (tok.kind_ == Kind::spm) EMBER_TRY_VOID(read_flag(file, "tokenizer.ggml.add_space_prefix", tok.add_space_prefix_));
+  if (tok.kind_ == Kind::spm || tok.kind_ == Kind::ugm)
+    EMBER_TRY_VOID(read_flag(file, "tokenizer.ggml.add_space_prefix", tok.add_space_prefix_));
+  bool remove_extra_whitespaces = false;
+  if (tok.kind_ == Kind::ugm)
+    EMBER_TRY_VOID(read_flag(file, "tokenizer.ggml.remove_extra_whitespaces", remove_extra_whitespaces));
   if (tok.kind_ == Kind::wordpiece) {
     EMBER_TRY_VOID(read_flag(file, "tokenizer.ggml.normalizer.lowercase", tok.wordpiece_.lowercase));
     tok.wordpiece_.strip_accents = tok.wordpiece_.lowercase;
@@ -358,13 +369,28 @@ inline Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
     // BERT ends a sequence with [SEP]; it has no EOS of its own.
     if (tok.eos_ < 0) tok.eos_ = tok.separator_;
   }
-  tok.strip_first_space_ = tok.kind_ == Kind::wordpiece || (tok.kind_ == Kind::spm && tok.add_space_prefix_);
+  // (Unigram with merged white space puts a space before the first word even without the prefix flag.)
+  tok.strip_first_space_ = tok.kind_ == Kind::wordpiece || (tok.kind_ == Kind::spm && tok.add_space_prefix_) ||
+                           (tok.kind_ == Kind::ugm && (tok.add_space_prefix_ || remove_extra_whitespaces));
   if (tok.add_bos_ && tok.bos_ < 0)
     return metadata_error("tokenizer.ggml.add_bos_token", "is true but the model has no BOS token");
   if (tok.add_eos_ && tok.eos_ < 0)
     return metadata_error("tokenizer.ggml.add_eos_token", "is true but the model has no EOS token");
 
   if (tok.kind_ == Kind::spm) tok.spm_ = spm::Model::build(tok.vocab_, tok.unknown_);
+  if (tok.kind_ == Kind::ugm) {
+    EMBER_TRY(const gguf::Value* charsmap,
+              read_array(file, "tokenizer.ggml.precompiled_charsmap", 0, {VT::u8, VT::i8}, false));
+    std::span<const uint8_t> blob;
+    if (charsmap) {
+      const auto raw = charsmap->raw_elements();
+      blob = {reinterpret_cast<const uint8_t*>(raw.data()), raw.size()};
+    }
+    auto parsed = ugm::Charsmap::parse(blob);
+    if (!parsed) return metadata_error("tokenizer.ggml.precompiled_charsmap", parsed.error().message());
+    tok.ugm_ = ugm::Model::build(tok.vocab_, tok.unknown_, std::move(*parsed),
+                                 {tok.add_space_prefix_, remove_extra_whitespaces});
+  }
   if (tok.pre_.sentencepiece_style) {
     static constexpr char kHex[] = "0123456789ABCDEF";
     for (int b = 0; b < 256; ++b) {
@@ -601,6 +627,7 @@ inline void Tokenizer::encode_text(std::string_view text, bool first_or_after_sp
       }
       return;
     }
+    case Kind::ugm: ugm_.encode(text, vocab_, out); return;
     case Kind::wordpiece: {
       wordpiece::Words words;
       wordpiece::split_words(text, wordpiece_, words);
