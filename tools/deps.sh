@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing ember needs on Debian bookworm (apt, as root or via sudo).
 set -euo pipefail
-pkgs=(g++ cmake ninja-build meson pkg-config libhwy-dev libxsimd-dev doctest-dev clang-format python3 python3-pip unzip)
+# clang-14 and libclang-rt-14-dev: the libFuzzer build of tests/fuzz (tools/fuzz.sh).
+pkgs=(g++ cmake ninja-build meson pkg-config libhwy-dev libxsimd-dev doctest-dev clang-format python3 python3-pip unzip
+  clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

