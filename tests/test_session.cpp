@@ -618,6 +618,71 @@ TEST_CASE("sequences: remove and shift re-rotate cached keys and match recomputi
   }
 }
 
+TEST_CASE("generate: context_shift keeps going past a full context, keeping the first n_keep positions") {
+  EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
+  auto m = ember::Model<Hwy>::load(path);
+  REQUIRE(m.ok());
+  const std::string prompt = "Once upon a time, there was a little girl named Lily.";
+  const auto prompt_ids = m->tokenizer().encode(prompt, {.add_bos = true});
+  const uint32_t n_ctx = 48, n_keep = 5;
+  REQUIRE(prompt_ids.size() < n_ctx);
+  ember::GenerateOptions off{.max_tokens = 200, .stop_at_end_of_generation = false};
+  ember::GenerateOptions on = off;
+  on.context_shift = true;
+  on.n_keep = n_keep;
+
+  // Off: the answer ends when the context is full (the last token sampled is not decoded).
+  ember::Session a(*m, {.n_ctx = n_ctx});
+  auto sa = seeded(5);
+  auto ra = a.generate(prompt, sa, off);
+  REQUIRE(ra.ok());
+  CHECK(ra->tokens.size() == n_ctx - prompt_ids.size() + 1);
+
+  // On: all 200 tokens; until the first shift they equal the run without it, and afterwards
+  // the KV cache holds the kept prefix, then the most recent tokens, never more than n_ctx.
+  ember::Session b(*m, {.n_ctx = n_ctx});
+  auto sb = seeded(5);
+  auto rb = b.generate(prompt, sb, on);
+  REQUIRE(rb.ok());
+  CHECK(rb->tokens.size() == 200);
+  CHECK(std::equal(ra->tokens.begin(), ra->tokens.end(), rb->tokens.begin()));
+  CHECK(b.n_past() <= n_ctx);
+  const auto held = b.tokens();
+  CHECK(std::equal(prompt_ids.begin(), prompt_ids.begin() + n_keep, held.begin()));
+  const size_t tail = held.size() - n_keep;  // the last generated token was sampled, not decoded
+  CHECK(std::equal(held.end() - tail, held.end(), rb->tokens.end() - 1 - tail));
+
+  // The same through step(), and a prompt longer than the context is taken in pieces.
+  ember::Session c(*m, {.n_ctx = n_ctx, .n_batch = 8});
+  auto sc = seeded(5);
+  REQUIRE(c.begin_generation(prompt, sc, on).ok());
+  std::optional<ember::GenerateResult> rc;
+  for (int i = 0; i < 1000 && !rc; ++i) {
+    auto r = c.step(std::chrono::microseconds(0));
+    REQUIRE(r.ok());
+    if (!r->results.empty()) rc = std::move(r->results[0].second);
+  }
+  REQUIRE(rc);
+  CHECK(rc->tokens == rb->tokens);
+
+  std::string long_prompt;
+  for (int i = 0; i < 8; ++i) long_prompt += prompt + " ";
+  ember::Session d(*m, {.n_ctx = n_ctx});
+  auto sd = seeded(5);
+  auto refused = d.generate(long_prompt, sd, off);
+  REQUIRE(!refused.ok());
+  CHECK(refused.error().code() == ember::Errc::out_of_range);
+  auto taken = d.generate(long_prompt, sd, {.max_tokens = 20, .context_shift = true, .n_keep = n_keep});
+  REQUIRE(taken.ok());
+  CHECK(d.n_past() <= n_ctx);
+  // n_keep leaves no room: a clear error, not a loop.
+  ember::Session e(*m, {.n_ctx = n_ctx});
+  auto se = seeded(5);
+  auto r = e.generate(long_prompt, se, {.max_tokens = 20, .context_shift = true, .n_keep = n_ctx});
+  REQUIRE(!r.ok());
+  CHECK(r.error().message().find("n_keep") != std::string::npos);
+}
+
 // ---- 4. Threads ------------------------------------------------------------------------------
 
 TEST_CASE("threads: four Sessions on four threads share one Model and match running alone") {
@@ -625,8 +690,9 @@ TEST_CASE("threads: four Sessions on four threads share one Model and match runn
   auto m = ember::Model<Hwy>::load(path);
   REQUIRE(m.ok());
   const std::vector<std::string> prompts = {"Once upon a time", "The cat", "Lily and Tom", "One day, a bird"};
+  // Each Session also runs its own pool of two threads: eight threads on one Model.
   auto run = [&](size_t i) {
-    ember::Session s(*m, {.n_ctx = 256});
+    ember::Session s(*m, {.n_ctx = 256, .n_threads = i < 2 ? 1u : 2u});
     auto smp = seeded(100 + i);
     auto r = s.generate(prompts[i], smp, {.max_tokens = 60});
     return r.ok() ? r->tokens : std::vector<TokenId>{-1};

@@ -4,6 +4,7 @@
 // header: that translation unit compiles the Highway backend's per-target code.
 #pragma once
 
+#include "ember/chat/conversation.hpp"
 #include "ember/chat/json.hpp"
 #include "ember/chat/template.hpp"
 #include "ember/core/log.hpp"

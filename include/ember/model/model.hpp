@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -23,6 +24,10 @@ namespace ember {
 
 struct LoadOptions {
   Logger log;  // where load messages go; silent by default
+  // Called with the fraction of the file read so far (0..1) while load() reads the mapped
+  // file through once, so that the first tokens do not wait on the disk; returning false
+  // stops the load (Errc::cancelled). Without it pages are read when first used.
+  std::function<bool(float)> progress;
 };
 
 template <class Backend = kernels::Highway>
@@ -34,6 +39,8 @@ class Model {
   static Result<Model> load(const std::string& path, const LoadOptions& options = {}) {
     auto file = gguf::File::open(path);
     if (!file) return std::move(file).error();
+    if (options.progress && !read_through(file->bytes(), options.progress))
+      return make_error(Errc::cancelled, "loading " + path + " was cancelled");
     auto m = from_file(std::move(*file), options);
     if (!m) return std::move(m).error().context(path);
     return m;
@@ -100,6 +107,20 @@ class Model {
     Tokenizer tokenizer;
   };
   explicit Model(std::unique_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+  // Touches every page of the mapping in order (one load per 4 KiB page), reporting progress
+  // every 16 MiB.
+  static bool read_through(std::span<const std::byte> bytes, const std::function<bool(float)>& progress) {
+    constexpr size_t kChunk = size_t(16) << 20, kPage = 4096;
+    unsigned sink = 0;
+    for (size_t at = 0; at < bytes.size(); at += kChunk) {
+      if (!progress(float(double(at) / double(bytes.size())))) return false;
+      const size_t end = std::min(bytes.size(), at + kChunk);
+      for (size_t p = at; p < end; p += kPage) sink += unsigned(*static_cast<const volatile std::byte*>(&bytes[p]));
+    }
+    (void)sink;  // the loads are volatile, so they happen even though the sum is unused
+    return progress(1.0f);
+  }
 
   static Result<Model> from_file(gguf::File file, const LoadOptions& options) {
     EMBER_TRY(Hyperparams h, read_hyperparams(file));

@@ -63,6 +63,12 @@ struct GenerateOptions {
   // that could be the start of one until it is decided.
   std::vector<std::string> stop{};
   int32_t logprobs = 0;  // > 0: record each token's log-probability and this many alternatives
+  // What happens when the sequence's context is full. Off: the answer ends there (and a
+  // prompt that does not fit is refused). On: the oldest half of what follows the first
+  // n_keep positions (BOS, a system prompt, a persona) is dropped and generation goes on;
+  // the kept keys are re-rotated, nothing is recomputed (see shift()).
+  bool context_shift = false;
+  uint32_t n_keep = 0;
 };
 
 // One generated token's log-probability and the most likely alternatives, from the raw
@@ -373,9 +379,7 @@ class Session {
                                   const std::function<void(std::string_view)>& on_piece = {}) {
     bool at_start = false;
     EMBER_TRY(std::vector<TokenId> ids, encode_prompt(0, prompt, options, at_start));
-    EMBER_TRY_VOID(decode(ids));
-    for (TokenId id : ids) sampler.accept(id);
-    return continue_generation(sampler, options, on_piece, at_start);
+    return run(SeqId(0), ids, sampler, options, on_piece, at_start);
   }
 
   // For conversations re-rendered each turn: reuses the longest prefix of `ids` the
@@ -389,9 +393,17 @@ class Session {
     while (common < ids.size() && common < held.size() && held[common] == ids[common]) ++common;
     if (common == ids.size()) --common;  // the last token must run again to give fresh logits
     truncate(uint32_t(common));
-    EMBER_TRY_VOID(decode(ids.subspan(common)));
-    for (TokenId id : ids.subspan(common)) sampler.accept(id);
-    return continue_generation(sampler, options, on_piece);
+    for (TokenId id : ids.first(common)) sampler.accept(id);
+    return run(SeqId(0), ids.subspan(common), sampler, options, on_piece);
+  }
+
+  // Appends `ids` to a sequence (its history stays in the KV cache), then generates: a chat
+  // turn that only adds the new messages' text.
+  Result<GenerateResult> append_and_generate(SeqId seq, std::span<const TokenId> ids, Sampler& sampler,
+                                             const GenerateOptions& options = {},
+                                             const std::function<void(std::string_view)>& on_piece = {}) {
+    EMBER_TRY_VOID(check_seq(seq, "append_and_generate"));
+    return run(seq, ids, sampler, options, on_piece);
   }
 
   // Samples from the current logits onwards (after decode or an earlier generate).
@@ -405,10 +417,7 @@ class Session {
                                              const std::function<void(std::string_view)>& on_piece,
                                              bool strip_leading_space = false) {
     EMBER_TRY_VOID(check_seq(seq, "generate"));
-    Generation g(model_->tokenizer(), seq, sampler, options, strip_leading_space);
-    g.on_piece = &on_piece;
-    while (!g.finished) EMBER_TRY_VOID(advance(g));
-    return std::move(g.result);
+    return run(seq, {}, sampler, options, on_piece, strip_leading_space);
   }
 
   // ---- Time-budgeted generation (games) -------------------------------------------------
@@ -428,41 +437,55 @@ class Session {
   Result<void> begin_generation(SeqId seq, std::span<const TokenId> ids, Sampler& sampler,
                                 const GenerateOptions& options = {}, bool strip_leading_space = false) {
     EMBER_TRY_VOID(check_seq(seq, "begin_generation"));
-    EMBER_TRY_VOID(check_tokens(seqs_[seq].n_past, ids));
+    EMBER_TRY_VOID(options.context_shift ? check_vocab(ids) : check_tokens(seqs_[seq].n_past, ids));
     gens_[seq].emplace(model_->tokenizer(), seq, sampler, options, strip_leading_space);
     gens_[seq]->prompt.assign(ids.begin(), ids.end());
     return {};
   }
   bool generating(SeqId seq = 0) const { return seq < gens_.size() && gens_[seq].has_value(); }
 
-  // Runs the generations begun until `budget` has passed, at token granularity and at least
-  // one round per call. A round decodes, in one batch for all sequences (the weights are
-  // read once), each generation's next prompt batch or its last sampled token, then samples
-  // the next token of each whose prompt is done. Text finished meanwhile waits in
-  // take_pieces(). On an error (a cancellation included) the round is rolled back and the
-  // generations stay as they were: call step() again to resume, or remove_sequence().
+  // Runs the generations begun within `budget`: at least one round per call, then further
+  // rounds while the next one is predicted (from the last round's time per token) to end
+  // before the budget does — so a frame's budget holds whenever one round fits in it. A round decodes, in one batch for
+  // all sequences (the weights are read once), each generation's next prompt batch or its last sampled token, then
+  // samples the next token of each whose prompt is done. Text finished meanwhile waits in take_pieces(). On an error (a
+  // cancellation included) the round is rolled back and the generations stay as they were: call step() again to resume,
+  // or remove_sequence().
   Result<StepResult> step(std::chrono::microseconds budget) {
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + budget;
     StepResult r;
     auto active = [&] { return std::any_of(gens_.begin(), gens_.end(), [](const auto& g) { return g.has_value(); }); };
     if (!active()) return make_error(Errc::invalid_argument, "step: no generation in progress (call begin_generation)");
+    bool first = true;
     do {
       step_batch_.clear();
+      size_t n_round = 0;
       for (SeqId s = 0; s < gens_.size(); ++s) {
         if (!gens_[s]) continue;
         Generation& g = *gens_[s];
         g.in_batch = 0;
         if (g.prompt_done < g.prompt.size()) {
-          g.in_batch = std::min<size_t>(cfg_.n_batch, g.prompt.size() - g.prompt_done);
+          g.in_batch = prompt_chunk(g);
+          EMBER_TRY_VOID(make_room(g, g.in_batch));
           step_batch_.push_back({s, std::span<const TokenId>(g.prompt).subspan(g.prompt_done, g.in_batch)});
         } else if (g.pending) {
           g.in_batch = 1;
+          EMBER_TRY_VOID(make_room(g, 1));
           step_batch_.push_back({s, std::span<const TokenId>(&g.pending_token, 1)});
         }
+        n_round += g.in_batch;
       }
+      if (!first && round_tokens_ > 0) {
+        const double predicted_us = round_us_ * std::max(1.0, double(n_round) / double(round_tokens_));
+        if (clock::now() + std::chrono::microseconds(int64_t(predicted_us)) > deadline) break;
+      }
+      first = false;
       if (!step_batch_.empty()) {
+        const auto t0 = clock::now();
         EMBER_TRY_VOID(decode(std::span<const SeqTokens>(step_batch_)));
+        round_us_ = std::chrono::duration<double, std::micro>(clock::now() - t0).count();
+        round_tokens_ = n_round;
       } else if (cancel_->exchange(false, std::memory_order_relaxed)) {
         return cancelled_flag_consumed();
       }
@@ -658,11 +681,47 @@ class Session {
     GenerateResult result;
   };
 
+  // A whole generation on the calling thread: `ids` (may be empty) appended, then sampling.
+  Result<GenerateResult> run(SeqId seq, std::span<const TokenId> ids, Sampler& sampler, const GenerateOptions& options,
+                             const std::function<void(std::string_view)>& on_piece, bool strip_leading_space = false) {
+    EMBER_TRY_VOID(options.context_shift ? check_vocab(ids) : check_tokens(seqs_[seq].n_past, ids));
+    Generation g(model_->tokenizer(), seq, sampler, options, strip_leading_space);
+    g.prompt.assign(ids.begin(), ids.end());
+    g.on_piece = &on_piece;
+    while (!g.finished) EMBER_TRY_VOID(advance(g));
+    return std::move(g.result);
+  }
+
+  // Before n more tokens of a generation: with context_shift, drops old positions so they fit.
+  Result<void> make_room(Generation& g, size_t n) {
+    Sequence& S = seqs_[g.seq];
+    if (S.n_past + n <= cfg_.n_ctx || !g.options.context_shift) return {};
+    const uint32_t keep = std::min(g.options.n_keep, S.n_past);
+    if (keep + n > cfg_.n_ctx)
+      return make_error(Errc::out_of_range, "context shift: " + std::to_string(n) + " tokens after the " +
+                                                std::to_string(keep) + " kept (n_keep) do not fit the context of " +
+                                                std::to_string(cfg_.n_ctx));
+    const uint32_t need = S.n_past + uint32_t(n) - cfg_.n_ctx;
+    return shift(g.seq, std::max(need, (S.n_past - keep) / 2), keep);
+  }
+
+  // The prompt tokens of a generation's next batch: at most n_batch, and with context_shift
+  // at most what fits after the kept positions (at least 1, so that make_room can refuse).
+  size_t prompt_chunk(const Generation& g) const {
+    size_t n = std::min<size_t>(cfg_.n_batch, g.prompt.size() - g.prompt_done);
+    if (g.options.context_shift) {
+      const uint32_t keep = std::min(g.options.n_keep, seqs_[g.seq].n_past);
+      n = std::max<size_t>(1, std::min<size_t>(n, cfg_.n_ctx > keep ? cfg_.n_ctx - keep : 0));
+    }
+    return n;
+  }
+
   // One unit of work: a prompt batch, or a token (decode the previous one, then sample).
   Result<void> advance(Generation& g) {
     if (g.prompt_done < g.prompt.size()) {
-      const size_t n = std::min<size_t>(cfg_.n_batch, g.prompt.size() - g.prompt_done);
+      const size_t n = prompt_chunk(g);
       const auto chunk = std::span<const TokenId>(g.prompt).subspan(g.prompt_done, n);
+      EMBER_TRY_VOID(make_room(g, n));
       EMBER_TRY_VOID(decode(g.seq, chunk));
       for (TokenId id : chunk) g.sampler->accept(id);
       g.prompt_done += n;
@@ -670,6 +729,7 @@ class Session {
     }
     if (g.pending) {
       const TokenId one[1] = {g.pending_token};
+      EMBER_TRY_VOID(make_room(g, 1));
       EMBER_TRY_VOID(decode(g.seq, one));
       g.pending = false;
     } else if (cancel_->exchange(false, std::memory_order_relaxed)) {
@@ -698,7 +758,7 @@ class Session {
     }
     if (add_text(g, g.detok.push(next))) return finish(g);
     if (int32_t(g.result.tokens.size()) >= o.max_tokens) return finish(g);  // the last token need not run
-    if (seqs_[g.seq].n_past >= cfg_.n_ctx) return finish(g);
+    if (seqs_[g.seq].n_past >= cfg_.n_ctx && !o.context_shift) return finish(g);
     g.pending = true;
     g.pending_token = next;
     return {};
@@ -819,11 +879,15 @@ class Session {
   }
 
   Result<void> check_tokens(uint32_t n_past, std::span<const TokenId> tokens) const {
-    const auto& h = model_->hparams();
     if (n_past + tokens.size() > cfg_.n_ctx)
       return make_error(Errc::out_of_range, "decode: " + std::to_string(tokens.size()) + " tokens after " +
                                                 std::to_string(n_past) + " do not fit the context of " +
                                                 std::to_string(cfg_.n_ctx));
+    return check_vocab(tokens);
+  }
+
+  Result<void> check_vocab(std::span<const TokenId> tokens) const {
+    const auto& h = model_->hparams();
     for (TokenId t : tokens)
       if (t < 0 || uint32_t(t) >= h.n_vocab)
         return make_error(Errc::invalid_argument, "decode: token id " + std::to_string(t) + " is outside the vocab (" +
@@ -937,6 +1001,8 @@ class Session {
   std::vector<Sequence> seqs_;  // (n_seq_max)
   std::vector<std::optional<Generation>> gens_;  // (n_seq_max) generations begun for step()
   std::vector<Piece> pieces_;                    // finished by step(), for take_pieces()
+  double round_us_ = 0;                          // duration of step()'s last decode round
+  size_t round_tokens_ = 0;                      // and the tokens it held
   std::vector<SeqTokens> step_batch_;            // (n_seq_max) what one round of step() decodes
   // Scratch, (n_batch, width) each: residual stream, normed input, attention and FFN activations.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
