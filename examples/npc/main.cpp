@@ -210,11 +210,12 @@ int main(int argc, char** argv) {
     start_answers();
     bool any = std::any_of(npcs.begin(), npcs.end(), [](const Npc& n) { return n.busy; });
     if (any) {
-      auto r = session.step(budget);
+      // What is left of this frame's budget after the game's own work (starting answers).
+      const auto left = budget - std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0);
+      auto r = session.step(std::max(left, std::chrono::microseconds(0)));
       if (!r) fail(r.error().message());
       n_tokens += r->n_tokens;
-      collect(r->results);
-      start_answers();  // a character that finished may already have the next line queued
+      collect(r->results);  // a character that finished starts its next answer next frame
     }
     print_ready();
     frame_ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
