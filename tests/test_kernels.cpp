@@ -58,8 +58,13 @@ constexpr double kBudgetQ4_0 = 1e-6;  // measured 5.7e-8
 // Q4_1 sums d_w*d_a*sum(q*a) + m*s: the two terms may cancel, so its error is
 // relative to |d*q| + |m| rather than to |w|.
 constexpr double kBudgetQ4_1 = 2e-6;  // measured 6.4e-8
-// Formats without vector code run Reference's own matmul: bit-identical.
-constexpr double kBudgetFallback = 0.0;
+constexpr double kBudgetQ5_0 = 1e-6;  // measured 6.2e-8
+constexpr double kBudgetQ5_1 = 2e-6;  // as Q4_1; measured 6.0e-8
+// The K-quant kernels (Q4_K, Q5_K, Q6_K) take each super-block's exact integer
+// sums and add its term in double, in block order, exactly as Reference does:
+// bit-identical, like the formats without vector code, which run Reference's
+// own matmul.
+constexpr double kBudgetExact = 0.0;
 
 double matmul_budget(DType t) {
   switch (t) {
@@ -68,7 +73,9 @@ double matmul_budget(DType t) {
     case DType::Q8_0: return kBudgetQ8_0;
     case DType::Q4_0: return kBudgetQ4_0;
     case DType::Q4_1: return kBudgetQ4_1;
-    default: return kBudgetFallback;
+    case DType::Q5_0: return kBudgetQ5_0;
+    case DType::Q5_1: return kBudgetQ5_1;
+    default: return kBudgetExact;
   }
 }
 
@@ -80,11 +87,13 @@ constexpr double kBudgetRmsNorm = 4e-6;      // float sum of squares; 8.6e-7 on 
 constexpr double kBudgetSoftmax = 5e-6;      // vector exp, float sum; 1.7e-6 on SCALAR
 constexpr double kBudgetSilu = 1e-6;         // vector exp vs libm expf; 2.4e-7
 
-// Every format the quant layer dequantizes; the first five have vector code.
+// Every format the quant layer dequantizes, and those with vector code in
+// some backend (Highway has all of kVectorFormats on x86, Xsimd the first five).
 const DType kFormats[] = {DType::F32,  DType::F16,  DType::Q8_0, DType::Q4_0, DType::Q4_1,
                           DType::BF16, DType::Q5_0, DType::Q5_1, DType::Q8_1, DType::Q2_K,
                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
-const DType kVectorFormats[] = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1};
+const DType kVectorFormats[] = {DType::F32,  DType::F16,  DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                                DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // ------------------------------------------------------------------ inputs
 
@@ -647,8 +656,9 @@ TEST_CASE("kernels: SIMD activation quantizers round ties to even as Reference d
       bool wrote_outside = false;
       double worst = 0;
       uint64_t seed = 100;
+      const size_t n_col = ember::block_size(t) == 256 ? 512 : 96;
       for (size_t n_tok : {1, 4, 5}) {
-        const MatmulCase c{t, 6, 96, n_tok, 1, /*ties=*/true};
+        const MatmulCase c{t, 6, n_col, n_tok, 1, /*ties=*/true};
         worst = std::max(worst, matmul_error<B>(c, ++seed, &wrote_outside));
       }
       INFO(label, " ", ember::name(t), ": ", worst);
@@ -706,10 +716,12 @@ TEST_CASE("kernels: Highway's VNNI and AVX2-style int8 paths give the same bits"
   for (const std::string& target : Highway::available_targets()) {
     if (target != "AVX3" && target != "AVX3_DL") continue;
     REQUIRE(Highway::force_target(target));
-    for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
+    for (DType t :
+         {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
       INFO(target, " ", ember::name(t));
       Rng rng(uint64_t(t) + 77);
-      const size_t n_row = 9, n_col = 352, n_tok = 6;  // 11 blocks: pairs and a tail
+      const size_t n_row = 9, n_tok = 6;
+      const size_t n_col = ember::block_size(t) == 256 ? 768 : 352;  // 11 blocks of 32: pairs and a tail
       const size_t rb = ember::row_bytes(t, n_col);
       Buffer w_buf(n_row * rb, 1);
       fill_weights(t, w_buf.data(), n_row, n_col, rng);

@@ -11,20 +11,23 @@
 //
 // Matmul follows ggml's semantics (reference.hpp): activations are converted
 // once per call (per chunk of tokens) into the scratch the dispatcher passes,
-// to planar Q8 for Q8_0 / Q4_0 / Q4_1 weights and to f16-rounded floats for
-// F16 weights, bit for bit as Reference converts them; then integer block dot
-// products. On x86 they use AVX2 or AVX-512 VNNI intrinsics
-// (highway_int8-inl.hpp), elsewhere Highway ops with widening multiplies.
-// Q5_0 / Q5_1 / K-quant / BF16 weights never get here: the dispatcher sends
-// them to Reference::matmul.
+// to planar Q8 for Q8_0 / Q4_x / Q5_x weights, to Q8_K blocks for the
+// K-quants and to f16-rounded floats for F16 weights, bit for bit as
+// Reference converts them; then integer block dot products. On x86 they use
+// AVX2 or AVX-512 VNNI intrinsics (highway_int8-inl.hpp); elsewhere Q8_0 /
+// Q4_0 / Q4_1 use Highway ops with widening multiplies and the Q5 and K-quant
+// formats run Reference's matmul. Q2_K / Q3_K / BF16 weights never get here:
+// the dispatcher sends them to Reference::matmul.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "ember/core/half.hpp"
 #include "ember/kernels/activation_buffer.hpp"
 #include "ember/kernels/matrix.hpp"
+#include "ember/kernels/reference.hpp"
 #include "ember/quant/activations.hpp"
 #include "ember/quant/blocks.hpp"
 #include "ember/tensor/dtype.hpp"
@@ -210,6 +213,21 @@ struct QuantLayout<DType::Q4_1> {  // x = d*q + m, q a nibble
   static constexpr size_t kOffset = offsetof(quant::BlockQ4_1, m_f16);
   static constexpr size_t kQs = offsetof(quant::BlockQ4_1, qs);
 };
+template <>
+struct QuantLayout<DType::Q5_0> {  // x = d*(q - 16), q = nibble | fifth bit << 4
+  static constexpr size_t kBytes = sizeof(quant::BlockQ5_0);
+  static constexpr size_t kScale = offsetof(quant::BlockQ5_0, d_f16);
+  static constexpr size_t kQh = offsetof(quant::BlockQ5_0, qh);
+  static constexpr size_t kQs = offsetof(quant::BlockQ5_0, qs);
+};
+template <>
+struct QuantLayout<DType::Q5_1> {  // x = d*q + m, q = nibble | fifth bit << 4
+  static constexpr size_t kBytes = sizeof(quant::BlockQ5_1);
+  static constexpr size_t kScale = offsetof(quant::BlockQ5_1, d_f16);
+  static constexpr size_t kOffset = offsetof(quant::BlockQ5_1, m_f16);
+  static constexpr size_t kQh = offsetof(quant::BlockQ5_1, qh);
+  static constexpr size_t kQs = offsetof(quant::BlockQ5_1, qs);
+};
 // Low nibbles of qs[j] are elements j, high nibbles elements j + 16 (ggml).
 
 #if EMBER_HWY_X86
@@ -258,6 +276,23 @@ HWY_INLINE void QuantRows(const MatrixView& w, const detail::PlanarQ8* act, size
 #endif
   int8_plain::QuantRows(w, act, n_tok, y, y_stride, r_begin, r_end);
 }
+
+HWY_INLINE void KQuantRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t n_tok, float* y,
+                           size_t y_stride, size_t r_begin, size_t r_end, bool vnni) {
+#if HWY_TARGET != HWY_AVX2
+  if (vnni) {
+    int8_vnni::KQuantRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+    return;
+  }
+#else
+  (void)vnni;
+#endif
+  int8_plain::KQuantRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+}
+
+// Formats with integer kernels on this target (the dispatcher's list, which
+// also names F32 and F16).
+constexpr bool HasQuantKernel(DType /*t*/) { return true; }
 
 #else  // !EMBER_HWY_X86: Highway ops, widening the int8 products to int32
 
@@ -354,6 +389,13 @@ HWY_INLINE void QuantRows(const MatrixView& w, const detail::PlanarQ8* act, size
   }
 }
 
+HWY_INLINE void KQuantRows(const MatrixView&, const quant::BlockQ8_K* const*, size_t, float*, size_t, size_t, size_t,
+                           bool) {}
+
+// Only Q8_0 / Q4_0 / Q4_1 have portable integer kernels; the Q5 formats and
+// the K-quants run Reference's matmul on these targets (exact, but slow).
+constexpr bool HasQuantKernel(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
+
 #endif  // EMBER_HWY_X86
 
 // ---------------------------------------------------------------- matmul
@@ -391,6 +433,12 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
     DenseRows<float>(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end);
     return;
   }
+  if (w.dtype != DType::F16 && !HasQuantKernel(w.dtype)) {
+    // Reference takes the same per-thread scratch for its own activations:
+    // `scratch` is not touched after this.
+    Reference::matmul(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end);
+    return;
+  }
   const size_t stride = detail::planar_row_bytes(w.dtype, w.n_col);
   for (size_t t0 = 0; t0 < n_tok; t0 += detail::kTokenChunk) {
     const size_t nt = n_tok - t0 < detail::kTokenChunk ? n_tok - t0 : detail::kTokenChunk;
@@ -401,6 +449,17 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
       const size_t rounded_stride = stride / sizeof(float);
       for (size_t k = 0; k < nt; ++k) RoundToF16(xt + k * x_stride, rounded + k * rounded_stride, w.n_col);
       DenseRows<hwy::float16_t>(w, rounded, rounded_stride, nt, yt, y_stride, r_begin, r_end);
+      continue;
+    }
+    if (quant::activation_type(w.dtype) == DType::Q8_K) {
+      // As Reference quantizes them (scalar: a sliver of the matmul's work).
+      const quant::BlockQ8_K* blocks[detail::kTokenChunk];
+      for (size_t k = 0; k < nt; ++k) {
+        auto* out = reinterpret_cast<quant::BlockQ8_K*>(scratch + k * stride);
+        quant::quantize_activations(xt + k * x_stride, out, w.n_col);
+        blocks[k] = out;
+      }
+      KQuantRows(w, blocks, nt, yt, y_stride, r_begin, r_end, vnni);
       continue;
     }
     detail::PlanarQ8 act[detail::kTokenChunk];
