@@ -22,6 +22,9 @@ check "tokenize prints ids on one line" '[ "$("$cli" tokenize -m "$stories" -p "
 check "tokenize --no-bos" '[ "$("$cli" tokenize -m "$stories" --no-bos -p "Hello world")" = "346 306 414 263 304 341" ]'
 printf 'Hello world' > "$tmp/in.txt"
 check "tokenize -f FILE" '[ "$("$cli" tokenize -m "$stories" -f "$tmp/in.txt")" = "1 346 306 414 263 304 341" ]'
+check "tokenize gives the multilingual set's reference ids (one vocab per family, SmolLM2)" \
+  'python3 "$(dirname "$0")/cli_tokenize_test.py" "$cli" "$data" "${EMBER_SMOLLM2_GGUF:-}"'
+check "tokenize works on a vocabulary-only file" '[ "$("$cli" tokenize -m "$data/vocab/ggml-vocab-gpt-2.gguf" -p "Hello world")" = "15496 995" ]'
 check "info names the architecture" '"$cli" info -m "$stories" | grep -q "^architecture: *llama"'
 check "info --json is one JSON object" '"$cli" info -m "$stories" --json | python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"n_params\"] > 0"'
 check "logits prints one JSON line per position" '[ "$("$cli" logits -m "$stories" -p "Hello world" --top 3 | python3 -c "import json,sys; print(sum(len(json.loads(l)[\"top\"]) == 3 for l in sys.stdin))")" = 7 ]'

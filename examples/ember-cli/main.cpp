@@ -1,7 +1,7 @@
 // ember-cli: the command-line face of the library, and an example of using it.
 //
 //   ember-cli generate -m MODEL [-p PROMPT] [-n N] [--temp T] [--seed S] [-t THREADS]
-//   ember-cli tokenize -m MODEL [--no-bos] [--parse-special] (-p TEXT | -f FILE)
+//   ember-cli tokenize -m MODEL [--no-bos] [--no-eos] [--parse-special] (-p TEXT | -f FILE)
 //   ember-cli chat     -m MODEL [-p MESSAGE] [--system TEXT] [-n N] [--temp T] [--seed S] [-t THREADS]
 //   ember-cli info     -m MODEL [--json] [-c CONTEXT]
 //   ember-cli logits   -m MODEL -p TEXT [--top K]
@@ -29,7 +29,8 @@ struct Args {
   std::string command, model, prompt, file, backend = "highway";
   std::string template_file, messages_file, bos, eos, system;
   bool no_generation_prompt = false;
-  bool has_prompt = false, has_file = false, no_bos = false, parse_special = false, json = false, verbose = false;
+  bool has_prompt = false, has_file = false, no_bos = false, no_eos = false, parse_special = false, json = false,
+       verbose = false;
   int n_predict = -1, top = 5, threads = 1, depth = 0;
   uint32_t n_ctx = 0;
   float temp = -1.f;
@@ -44,7 +45,7 @@ struct Args {
 const char* kUsage =
     "usage: ember-cli COMMAND -m MODEL [options]\n"
     "  generate [-p PROMPT] [-n N] [--temp T] [--seed S] [-t THREADS]\n"
-    "  tokenize [--no-bos] [--parse-special] (-p TEXT | -f FILE)\n"
+    "  tokenize [--no-bos] [--no-eos] [--parse-special] (-p TEXT | -f FILE)\n"
     "  chat     [-p MESSAGE] [--system TEXT] [-n N] [--temp T] [--seed S] [-t THREADS]\n"
     "  info     [--json] [-c CONTEXT]\n"
     "  logits   -p TEXT [--top K]\n"
@@ -114,6 +115,8 @@ Args parse_args(int argc, char** argv) {
       a.no_generation_prompt = true;
     else if (f == "--no-bos")
       a.no_bos = true;
+    else if (f == "--no-eos")
+      a.no_eos = true;
     else if (f == "--parse-special")
       a.parse_special = true;
     else if (f == "--json")
@@ -245,6 +248,26 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// Tokenizes with the file's tokenizer alone: works on vocabulary-only GGUF files and on
+// models of architectures ember does not run.
+int tokenize(const Args& a) {
+  if (a.has_prompt == a.has_file) fail("tokenize needs exactly one of -p TEXT or -f FILE", 2);
+  auto file = ember::gguf::File::open(a.model);
+  if (!file) fail(file.error().message());
+  auto tok = ember::Tokenizer::from_gguf(*file);
+  if (!tok) fail(a.model + ": " + tok.error().message());
+  const std::string text = a.has_file ? read_file(a.file) : a.prompt;
+  ember::Tokenizer::EncodeOptions eo;
+  if (a.no_bos) eo.add_bos = false;
+  if (a.no_eos) eo.add_eos = false;
+  eo.parse_special = a.parse_special;
+  const auto ids = tok->encode(text, eo);
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) out += (i ? " " : "") + std::to_string(ids[i]);
+  std::printf("%s\n", out.c_str());
+  return 0;
+}
+
 // Renders a chat template exactly as the model (or a template file) defines it.
 int render_template(const Args& a) {
   std::string source;
@@ -291,18 +314,6 @@ int run(const Args& a) {
 
   if (a.command == "info") {
     print_card(model->card(a.n_ctx), a.json);
-    return 0;
-  }
-  if (a.command == "tokenize") {
-    if (a.has_prompt == a.has_file) fail("tokenize needs exactly one of -p TEXT or -f FILE", 2);
-    const std::string text = a.has_file ? read_file(a.file) : a.prompt;
-    ember::Tokenizer::EncodeOptions eo;
-    if (a.no_bos) eo.add_bos = false;
-    eo.parse_special = a.parse_special;
-    const auto ids = tok.encode(text, eo);
-    std::string out;
-    for (size_t i = 0; i < ids.size(); ++i) out += (i ? " " : "") + std::to_string(ids[i]);
-    std::printf("%s\n", out.c_str());
     return 0;
   }
 
@@ -448,6 +459,7 @@ int main(int argc, char** argv) {
       a.command != "logits" && a.command != "bench" && a.command != "template")
     fail("unknown command \"" + a.command + "\" (see ember-cli --help)", 2);
   if (a.command == "template") return render_template(a);
+  if (a.command == "tokenize") return tokenize(a);
   if (a.backend == "highway") return run<ember::kernels::Highway>(a);
   if (a.backend == "xsimd") return run<ember::kernels::Xsimd<>>(a);
   if (a.backend == "reference") return run<ember::kernels::Reference>(a);
