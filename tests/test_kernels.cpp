@@ -60,7 +60,7 @@ constexpr double kBudgetQ4_0 = 1e-6;  // measured 5.7e-8
 constexpr double kBudgetQ4_1 = 2e-6;  // measured 6.4e-8
 constexpr double kBudgetQ5_0 = 1e-6;  // measured 6.2e-8
 constexpr double kBudgetQ5_1 = 2e-6;  // as Q4_1; measured 6.0e-8
-// The K-quant kernels (Q4_K, Q5_K, Q6_K) take each super-block's exact integer
+// The K-quant kernels (Q2_K .. Q6_K) take each super-block's exact integer
 // sums and add its term in double, in block order, exactly as Reference does:
 // bit-identical, like the formats without vector code, which run Reference's
 // own matmul.
@@ -92,8 +92,8 @@ constexpr double kBudgetSilu = 1e-6;         // vector exp vs libm expf; 2.4e-7
 const DType kFormats[] = {DType::F32,  DType::F16,  DType::Q8_0, DType::Q4_0, DType::Q4_1,
                           DType::BF16, DType::Q5_0, DType::Q5_1, DType::Q8_1, DType::Q2_K,
                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
-const DType kVectorFormats[] = {DType::F32,  DType::F16,  DType::Q8_0, DType::Q4_0, DType::Q4_1,
-                                DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const DType kVectorFormats[] = {DType::F32,  DType::F16,  DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                                DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // ------------------------------------------------------------------ inputs
 
@@ -716,8 +716,8 @@ TEST_CASE("kernels: Highway's VNNI and AVX2-style int8 paths give the same bits"
   for (const std::string& target : Highway::available_targets()) {
     if (target != "AVX3" && target != "AVX3_DL") continue;
     REQUIRE(Highway::force_target(target));
-    for (DType t :
-         {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                    DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
       INFO(target, " ", ember::name(t));
       Rng rng(uint64_t(t) + 77);
       const size_t n_row = 9, n_tok = 6;

@@ -16,8 +16,8 @@
 // Reference converts them; then integer block dot products. On x86 they use
 // AVX2 or AVX-512 VNNI intrinsics (highway_int8-inl.hpp); elsewhere Q8_0 /
 // Q4_0 / Q4_1 use Highway ops with widening multiplies and the Q5 and K-quant
-// formats run Reference's matmul. Q2_K / Q3_K / BF16 weights never get here:
-// the dispatcher sends them to Reference::matmul.
+// formats run Reference's matmul. BF16 weights never get here: the
+// dispatcher sends them to Reference::matmul.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>

@@ -10,12 +10,12 @@
 // Same interface and conventions as Reference (reference.hpp), including
 // ggml's matmul semantics (activations quantized to the weight format's
 // activation type, integer block dot products). Matmul has vector code for
-// F32, F16, Q8_0, Q4_0 and Q4_1 weights, and on x86 for Q5_0, Q5_1, Q4_K,
-// Q5_K and Q6_K too, with int8 dot products (AVX2, or AVX-512 VNNI where the
-// CPU has it); other formats (Q2_K, Q3_K, BF16, ...) run Reference's matmul.
-// The K-quant kernels give Reference's results bit for bit. Per output, the arithmetic is a
-// fixed sequence for a given CPU target, so results never depend on how rows
-// or tokens were split. Matmul converts activations into a per-thread scratch
+// F32, F16, Q8_0, Q4_0 and Q4_1 weights, and on x86 for Q5_0, Q5_1 and the
+// K-quants (Q2_K .. Q6_K) too, with int8 dot products (AVX2, or AVX-512 VNNI
+// where the CPU has it); other formats (BF16, ...) run Reference's matmul. The
+// K-quant kernels give Reference's results bit for bit. Per output, the
+// arithmetic is a fixed sequence for a given CPU target, so results never
+// depend on how rows or tokens were split. Matmul converts activations into a per-thread scratch
 // buffer (activation_buffer.hpp) that grows to the largest call's need and is
 // then reused: no allocation in steady state.
 #pragma once

@@ -1,6 +1,6 @@
 // x86 int8 matmul kernels of the Highway backend: Q8_0, Q4_0, Q4_1, Q5_0 and
 // Q5_1 weights against planar Q8 activations (activation_buffer.hpp), and the
-// K-quants Q4_K, Q5_K and Q6_K against Q8_K blocks.
+// K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) against Q8_K blocks.
 //
 // highway-inl.hpp includes this inside its per-target namespace, on the x86
 // targets only, twice on AVX3 / AVX3_DL: once as namespace int8_plain (AVX2
@@ -358,33 +358,90 @@ HWY_INLINE void K4Block(const uint8_t* HWY_RESTRICT blk, const quant::BlockQ8_K*
   }
 }
 
-// One Q6_K super-block against kTok tokens: sum[k] gets d * isum. Quants are
-// taken unsigned (0..63) and the -32 comes back as 32 * sum(scale * bsum):
-// maddubs pairs stay below 2 * 63 * 128, |isum| below 128 * 63 * 127 * 256 < 2^29.
-template <size_t kTok>
-HWY_INLINE void Q6KBlock(const uint8_t* HWY_RESTRICT blk, const quant::BlockQ8_K* const (&act)[kTok],
-                         double (&sum)[kTok]) {
-  using B = quant::BlockQ6_K;
-  const __m128i scales8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(B, scales)));
-  const __m256i scales16 = _mm256_cvtepi8_epi16(scales8);  // group g in 16-bit lane g
-  const __m256i nibble = _mm256_set1_epi8(0x0f);
-  const __m256i two_bits = _mm256_set1_epi8(0x30);
-  __m256i isum[kTok];
-  for (size_t k = 0; k < kTok; ++k) isum[k] = _mm256_setzero_si256();
-#pragma GCC unroll 2
-  for (int h = 0; h < 2; ++h) {
-    // Elements 128 h + 32 t + l: low nibble t / 2 of ql[64 h + 32 (t % 2) + l],
-    // high bits 2 t of qh[32 h + l]; groups of 16, so a vector spans two.
+// Q2_K, Q3_K and Q6_K: 16 groups of 16, element 128 h + 32 t + l of the
+// super-block in byte l of vector t of half h, quants unsigned (Q3_K's and
+// Q6_K's offsets come back through the bsums, below).
+template <DType kT>
+HWY_INLINE void K16Quants(const uint8_t* HWY_RESTRICT blk, int h, __m256i (&q)[4]) {
+  if constexpr (kT == DType::Q6_K) {
+    // Low nibble t / 2 of ql[64 h + 32 (t % 2) + l], bits 2 t of qh[32 h + l]:
+    // q in 0..63. (16-bit shifts by at most 4 keep each byte's bits its own.)
+    using B = quant::BlockQ6_K;
     const uint8_t* ql = blk + offsetof(B, ql) + 64 * h;
     const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
     const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
     const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(B, qh) + 32 * h));
-    __m256i q[4];
+    const __m256i nibble = _mm256_set1_epi8(0x0f), two_bits = _mm256_set1_epi8(0x30);
     q[0] = _mm256_or_si256(_mm256_and_si256(l0, nibble), _mm256_and_si256(_mm256_slli_epi16(hb, 4), two_bits));
     q[1] = _mm256_or_si256(_mm256_and_si256(l1, nibble), _mm256_and_si256(_mm256_slli_epi16(hb, 2), two_bits));
     q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nibble), _mm256_and_si256(hb, two_bits));
     q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nibble),
                            _mm256_and_si256(_mm256_srli_epi16(hb, 2), two_bits));
+  } else {
+    // Bits 2 t of qs[32 h + l]; Q3_K adds bit 4 h + t of hmask[l] as bit 2:
+    // q + 4 in 0..7 where the block means q - 4 * !high in -4..3.
+    using B = std::conditional_t<kT == DType::Q2_K, quant::BlockQ2_K, quant::BlockQ3_K>;
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(B, qs) + 32 * h));
+    const __m256i two = _mm256_set1_epi8(0x03);
+    for (int t = 0; t < 4; ++t) q[t] = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * t), two);
+    if constexpr (kT == DType::Q3_K) {
+      const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(B, hmask)));
+      const __m256i bit2 = _mm256_set1_epi8(0x04);
+      for (int t = 0; t < 4; ++t) {
+        // Bit 4 h + t down to bit 0, then up to bit 2, each byte on its own.
+        const __m256i high = _mm256_slli_epi16(_mm256_srli_epi16(hm, 4 * h + t), 2);
+        q[t] = _mm256_or_si256(q[t], _mm256_and_si256(high, bit2));
+      }
+    }
+  }
+}
+
+// The 16 group scales of a Q2_K / Q3_K / Q6_K super-block as int16 (group g
+// in lane g), and what multiplies the bsums: Q2_K's mins, the scales again
+// for Q3_K and Q6_K (whose quant offsets, 4 and 32, are sum(scale * bsum)).
+template <DType kT>
+HWY_INLINE void K16Scales(const uint8_t* HWY_RESTRICT blk, __m256i& scales16, __m256i& bsum_factors) {
+  if constexpr (kT == DType::Q6_K) {
+    scales16 = _mm256_cvtepi8_epi16(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant::BlockQ6_K, scales))));
+    bsum_factors = scales16;
+  } else if constexpr (kT == DType::Q2_K) {
+    // Scale in the low nibble, min in the high one.
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(quant::BlockQ2_K, scales)));
+    const __m128i nibble = _mm_set1_epi8(0x0f);
+    scales16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, nibble));
+    bsum_factors = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), nibble));
+  } else {
+    // quant::unpack_scale_q3_k four groups at a time in 32-bit words: the low
+    // nibbles of bytes 0..7 are groups 0..7, their high nibbles groups 8..15;
+    // bits 2 k of bytes 8..11 are the top bits of groups 4 k .. 4 k + 3.
+    uint32_t packed[3];
+    std::memcpy(packed, blk + offsetof(quant::BlockQ3_K, scales), sizeof(packed));
+    uint32_t word[4];
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t low = (packed[k % 2] >> (4 * (k / 2))) & 0x0f0f0f0f;
+      word[k] = low | ((packed[2] >> (2 * k)) & 0x03030303) << 4;
+    }
+    const __m128i biased = _mm_set_epi32(int(word[3]), int(word[2]), int(word[1]), int(word[0]));
+    scales16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(biased, _mm_set1_epi8(32)));
+    bsum_factors = scales16;
+  }
+}
+
+// One Q2_K / Q3_K / Q6_K super-block against kTok tokens: sum[k] gets
+// Reference's term. maddubs pairs stay below 2 * 63 * 128 and |isum| below
+// 128 * 63 * 127 * 256 < 2^29 (Q6_K, the widest).
+template <size_t kTok, DType kT>
+HWY_INLINE void K16Block(const uint8_t* HWY_RESTRICT blk, const quant::BlockQ8_K* const (&act)[kTok],
+                         double (&sum)[kTok]) {
+  __m256i scales16, bsum_factors;
+  K16Scales<kT>(blk, scales16, bsum_factors);
+  __m256i isum[kTok];
+  for (size_t k = 0; k < kTok; ++k) isum[k] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    __m256i q[4];
+    K16Quants<kT>(blk, h, q);
     const __m256i half_scales =
         _mm256_broadcastsi128_si256(h == 0 ? _mm256_castsi256_si128(scales16) : _mm256_extracti128_si256(scales16, 1));
 #pragma GCC unroll 4
@@ -397,12 +454,20 @@ HWY_INLINE void Q6KBlock(const uint8_t* HWY_RESTRICT blk, const quant::BlockQ8_K
       }
     }
   }
+  using B = std::conditional_t<kT == DType::Q2_K, quant::BlockQ2_K,
+                               std::conditional_t<kT == DType::Q3_K, quant::BlockQ3_K, quant::BlockQ6_K>>;
   const float dw = LoadHalf(blk + offsetof(B, d_f16));
 #pragma GCC unroll 4
   for (size_t k = 0; k < kTok; ++k) {
-    int is, offset;
-    SumLanes2(isum[k], _mm256_madd_epi16(ActBsums(act[k]), scales16), is, offset);
-    sum[k] += double(dw * act[k]->d) * (is - 32 * offset);
+    int is, bs;
+    SumLanes2(isum[k], _mm256_madd_epi16(ActBsums(act[k]), bsum_factors), is, bs);
+    if constexpr (kT == DType::Q2_K) {
+      const float dall = act[k]->d * dw;
+      const float dmin = act[k]->d * LoadHalf(blk + offsetof(B, dmin_f16));
+      sum[k] += double(dall) * is - double(dmin) * bs;
+    } else {
+      sum[k] += double(dw * act[k]->d) * (is - (kT == DType::Q3_K ? 4 : 32) * bs);
+    }
   }
 }
 
@@ -419,10 +484,10 @@ HWY_INLINE void KQuantRow(const uint8_t* HWY_RESTRICT row, size_t n_block, const
     a[k] = act[k];
   }
   for (size_t b = 0; b < n_block; ++b) {
-    if constexpr (kT == DType::Q6_K) {
-      Q6KBlock<kTok>(row + b * kBytes, a, sum);
-    } else {
+    if constexpr (kT == DType::Q4_K || kT == DType::Q5_K) {
       K4Block<kTok, kT>(row + b * kBytes, a, sum);
+    } else {
+      K16Block<kTok, kT>(row + b * kBytes, a, sum);
     }
     for (size_t k = 0; k < kTok; ++k) ++a[k];
   }
@@ -435,6 +500,8 @@ HWY_INLINE void KQuantRowTokens(const MatrixView& w, const std::byte* row, const
   const auto* bytes = reinterpret_cast<const uint8_t*>(row);
   const size_t n_block = w.n_col / quant::kSuperBlockSize;
   switch (w.dtype) {
+    case DType::Q2_K: KQuantRow<kTok, DType::Q2_K>(bytes, n_block, act, y, y_stride); break;
+    case DType::Q3_K: KQuantRow<kTok, DType::Q3_K>(bytes, n_block, act, y, y_stride); break;
     case DType::Q4_K: KQuantRow<kTok, DType::Q4_K>(bytes, n_block, act, y, y_stride); break;
     case DType::Q5_K: KQuantRow<kTok, DType::Q5_K>(bytes, n_block, act, y, y_stride); break;
     case DType::Q6_K: KQuantRow<kTok, DType::Q6_K>(bytes, n_block, act, y, y_stride); break;
