@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -693,6 +694,58 @@ TEST_CASE("generate: context_shift keeps going past a full context, keeping the 
 }
 
 // ---- 4. Threads ------------------------------------------------------------------------------
+
+// A host's own job system: runs a job's tasks on threads it starts for the job.
+struct HostJobs {
+  std::atomic<int> jobs{0};
+  size_t n_threads() const { return 3; }
+  void run(size_t n, ember::TaskFn fn, void* ctx) {
+    jobs.fetch_add(1, std::memory_order_relaxed);
+    std::vector<std::thread> helpers;
+    for (size_t i = 1; i < n; ++i) helpers.emplace_back([=] { fn(ctx, i); });
+    fn(ctx, 0);
+    for (auto& t : helpers) t.join();
+  }
+};
+
+TEST_CASE_TEMPLATE("threads: 1, 2, 3 threads, a host's executor and any batch split give the same bits", Backend,
+                   kernels::Reference, kernels::Highway, kernels::Xsimd<>) {
+  const auto bytes = tiny_llama(ember::DType::Q4_0, {.n_layer = 3});
+  auto m = ember::Model<Backend>::from_memory(bytes);
+  REQUIRE(m.ok());
+  const auto ids = some_ids(45, 3);
+  auto all_logits = [&](ember::SessionConfig cfg) {
+    ember::Session s(*m, cfg);
+    std::vector<float> out;
+    // Two calls, so the second runs against a KV cache filled by the first.
+    REQUIRE(s.decode(std::span(ids).first(20), true).ok());
+    for (size_t i = 0; i < 20; ++i) out.insert(out.end(), s.logits(i).begin(), s.logits(i).end());
+    REQUIRE(s.decode(std::span(ids).subspan(20), true).ok());
+    for (size_t i = 0; i < ids.size() - 20; ++i) out.insert(out.end(), s.logits(i).begin(), s.logits(i).end());
+    return out;
+  };
+  const auto expected = all_logits({.n_ctx = 64, .n_batch = 64, .n_threads = 1});
+  HostJobs jobs;
+  struct Case {
+    const char* name;
+    ember::SessionConfig cfg;
+  };
+  const Case cases[] = {
+      {"2 threads", {.n_ctx = 64, .n_batch = 64, .n_threads = 2}},
+      {"3 threads", {.n_ctx = 64, .n_batch = 64, .n_threads = 3}},
+      {"1 thread, batches of 1", {.n_ctx = 64, .n_batch = 1, .n_threads = 1}},
+      {"2 threads, batches of 7", {.n_ctx = 64, .n_batch = 7, .n_threads = 2}},
+      {"3 threads, batches of 13", {.n_ctx = 64, .n_batch = 13, .n_threads = 3}},
+      {"the host's executor, batches of 5", {.n_ctx = 64, .n_batch = 5, .executor = jobs}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    const auto got = all_logits(c.cfg);
+    REQUIRE(got.size() == expected.size());
+    CHECK(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0);
+  }
+  CHECK(jobs.jobs.load() > 0);
+}
 
 TEST_CASE("threads: four Sessions on four threads share one Model and match running alone") {
   EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
