@@ -6,10 +6,12 @@
 // strides in floats, no alignment assumed (unaligned loads everywhere).
 // Matmul follows ggml's semantics (reference.hpp): activations are converted
 // once per call (per chunk of tokens) into a per-thread scratch
-// (activation_buffer.hpp), to planar Q8 for Q8_0 / Q4_0 / Q4_1 weights and to
-// f16-rounded floats for F16 weights, bit for bit as Reference converts them;
-// then integer block dot products. Vector code for F32, F16, Q8_0, Q4_0 and
-// Q4_1 weights; other formats (Q5_x, K-quants, BF16, ...) run Reference's
+// (activation_buffer.hpp), to planar Q8 for Q8_0 / Q4_0 / Q4_1 weights, to
+// Q8_K blocks for the K-quants and to f16-rounded floats for F16 weights, bit
+// for bit as Reference converts them; then integer block dot products. Vector
+// code for F32, F16, Q8_0, Q4_0 and Q4_1 weights, and on AVX2 and avx512 archs
+// for the K-quants (Q2_K .. Q6_K, shared with Highway: kquant_x86-inl.hpp,
+// bit-identical to Reference); other formats (Q5_x, BF16, ...) run Reference's
 // matmul. Each output's arithmetic is a fixed sequence that depends only on
 // n_col and Arch, never on how many tokens or rows one call covers, so results
 // are the same under any split.
@@ -405,6 +407,54 @@ struct Int8X86_256 {
 };
 #endif
 
+#if XSIMD_WITH_AVX2
+// The K-quant kernels (kquant_x86-inl.hpp, shared with the Highway backend)
+// for archs on the 256-bit int8 path: AVX2 maddubs + madd, and a VNNI copy
+// for avx512 archs when the flags enable VNNI (use_vnni).
+#define EMBER_KQ_INLINE inline
+namespace kquant_plain {
+inline float LoadHalf(const uint8_t* p) { return load_f16_scalar(p); }
+constexpr size_t kMaxTok = 4;
+#define EMBER_KQ_VNNI 0
+#include "ember/kernels/kquant_x86-inl.hpp"
+#undef EMBER_KQ_VNNI
+}  // namespace kquant_plain
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+namespace kquant_vnni {
+inline float LoadHalf(const uint8_t* p) { return load_f16_scalar(p); }
+constexpr size_t kMaxTok = 4;
+#define EMBER_KQ_VNNI 1
+#include "ember/kernels/kquant_x86-inl.hpp"
+#undef EMBER_KQ_VNNI
+}  // namespace kquant_vnni
+#endif
+#undef EMBER_KQ_INLINE
+#endif
+
+// Whether arch A has the K-quant kernels (Q2_K .. Q6_K against Q8_K).
+template <class A>
+constexpr bool has_kquant_kernels() {
+  return int8_path<A>() == Int8Path::kX86_256;
+}
+
+// Rows [r_begin, r_end) of a K-quant matrix against n_tok tokens' Q8_K
+// blocks; only for archs with has_kquant_kernels.
+template <class A>
+inline void kquant_rows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t n_tok, float* y,
+                        size_t y_stride, size_t r_begin, size_t r_end) {
+#if XSIMD_WITH_AVX2
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  if constexpr (use_vnni<A>()) {
+    kquant_vnni::KQuantRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+    return;
+  }
+#endif
+  kquant_plain::KQuantRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+#else
+  (void)w, (void)act, (void)n_tok, (void)y, (void)y_stride, (void)r_begin, (void)r_end;
+#endif
+}
+
 #if XSIMD_WITH_SSE2
 struct Int8X86_128 {
   using Acc = __m128;
@@ -569,6 +619,17 @@ struct Xsimd {
         dense_rows<uint16_t>(w, rounded, rounded_stride, nt, yt, y_stride, r_begin, r_end);
         continue;
       }
+      if (quant::activation_type(w.dtype) == DType::Q8_K) {
+        // As Reference quantizes them (scalar: a sliver of the matmul's work).
+        const quant::BlockQ8_K* blocks[detail::kTokenChunk];
+        for (size_t k = 0; k < nt; ++k) {
+          auto* out = reinterpret_cast<quant::BlockQ8_K*>(scratch + k * stride);
+          quant::quantize_activations(xt + k * x_stride, out, w.n_col);
+          blocks[k] = out;
+        }
+        xsimd_detail::kquant_rows<Arch>(w, blocks, nt, yt, y_stride, r_begin, r_end);
+        continue;
+      }
       detail::PlanarQ8 act[detail::kTokenChunk];
       const bool with_sum = quant::activation_type(w.dtype) == DType::Q8_1;
       for (size_t k = 0; k < nt; ++k) {
@@ -716,7 +777,19 @@ struct Xsimd {
   static constexpr size_t kMaxTok = 4;
 
   static bool has_vector_matmul(DType t) {
-    return t == DType::F32 || t == DType::F16 || t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1;
+    switch (t) {
+      case DType::F32:
+      case DType::F16:
+      case DType::Q8_0:
+      case DType::Q4_0:
+      case DType::Q4_1: return true;
+      case DType::Q2_K:
+      case DType::Q3_K:
+      case DType::Q4_K:
+      case DType::Q5_K:
+      case DType::Q6_K: return xsimd_detail::has_kquant_kernels<Arch>();
+      default: return false;
+    }
   }
 
   static Batch load(const float* p) { return Batch::load_unaligned(p); }
