@@ -25,6 +25,10 @@ check "tokenize -f FILE" '[ "$("$cli" tokenize -m "$stories" -f "$tmp/in.txt")" 
 check "tokenize gives the multilingual set's reference ids (one vocab per family, SmolLM2)" \
   'python3 "$(dirname "$0")/cli_tokenize_test.py" "$cli" "$data" "${EMBER_SMOLLM2_GGUF:-}"'
 check "tokenize works on a vocabulary-only file" '[ "$("$cli" tokenize -m "$data/vocab/ggml-vocab-gpt-2.gguf" -p "Hello world")" = "15496 995" ]'
+EMBER_DISABLE=avx512,avx2 "$cli" generate -m "$stories" -n 200 --temp 0 > "$tmp/scalar.txt"
+check "EMBER_DISABLE=avx512,avx2: the scalar target gives the same greedy text" 'cmp -s "$tmp/scalar.txt" "$data/stories260K/greedy-200.txt"'
+check "EMBER_DISABLE turns targets off (bench names the target)" \
+  '[ "$(EMBER_DISABLE=avx512,avx2,vnni,amx "$cli" bench -m "$stories" -p 4 -n 2 --json | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)[\"target\"])")" = SCALAR ]'
 check "info names the architecture" '"$cli" info -m "$stories" | grep -q "^architecture: *llama"'
 check "info --json is one JSON object" '"$cli" info -m "$stories" --json | python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"n_params\"] > 0"'
 check "logits prints one JSON line per position" '[ "$("$cli" logits -m "$stories" -p "Hello world" --top 3 | python3 -c "import json,sys; print(sum(len(json.loads(l)[\"top\"]) == 3 for l in sys.stdin))")" = 7 ]'

@@ -21,6 +21,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -357,13 +358,17 @@ int run(const Args& a) {
       if (auto r = bs.decode(std::span(&gen[i], 1)); !r) fail(r.error().message());
     const double tg_s = std::chrono::duration<double>(clock::now() - t0).count();
     const double pp = double(n_prompt) / pp_s, tg = n_gen ? double(n_gen) / tg_s : 0.0;
-    std::printf("backend %s, %d threads, depth %d: pp%zu %.2f t/s, tg%zu %.2f t/s\n", Backend::name, a.threads, a.depth,
-                n_prompt, pp, n_gen, tg);
+    // Which kernels ran (EMBER_DISABLE=avx512,avx2,vnni turns features off for comparisons).
+    std::string target;
+    if constexpr (std::is_same_v<Backend, ember::kernels::Highway>) target = Backend::current_target();
+    if (target.starts_with("AVX3") && ember::kernels::Highway::vnni_enabled()) target += "+VNNI";
+    std::printf("backend %s%s%s, %d threads, depth %d: pp%zu %.2f t/s, tg%zu %.2f t/s\n", Backend::name,
+                target.empty() ? "" : " ", target.c_str(), a.threads, a.depth, n_prompt, pp, n_gen, tg);
     if (a.json)
       std::printf(
           "{\"pp\": %.3f, \"tg\": %.3f, \"n_prompt\": %zu, \"n_gen\": %zu, \"depth\": %d, \"threads\": %d, "
-          "\"backend\": \"%s\"}\n",
-          pp, tg, n_prompt, n_gen, a.depth, a.threads, Backend::name);
+          "\"backend\": \"%s\", \"target\": \"%s\"}\n",
+          pp, tg, n_prompt, n_gen, a.depth, a.threads, Backend::name, target.c_str());
     return 0;
   }
 

@@ -16,6 +16,7 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -119,6 +120,31 @@ inline std::atomic<bool>& vnni_switch() {
   return enabled;
 }
 
+// EMBER_DISABLE, read once at the first matmul: a comma-separated list of CPU features ember
+// must not use, for tests and comparisons — "avx512" (Highway's AVX3 targets), "avx2" (the
+// AVX2 target; with avx512 too, that leaves the scalar target), "vnni", "amx" (accepted;
+// ember has no AMX code yet). Other names are ignored. A feature the CPU or OS does not
+// offer is never used anyway: Highway checks CPUID and XCR0, and VNNI is checked above.
+inline bool apply_disable_env() {
+  const char* env = std::getenv("EMBER_DISABLE");
+  if (!env) return false;
+  const std::string_view list(env);
+  auto listed = [&](std::string_view name) {
+    for (size_t at = 0; at <= list.size();) {
+      const size_t comma = std::min(list.find(',', at), list.size());
+      if (list.substr(at, comma - at) == name) return true;
+      at = comma + 1;
+    }
+    return false;
+  };
+  int64_t targets = 0;
+  if (listed("avx512")) targets |= HWY_AVX3 | HWY_AVX3_DL;
+  if (listed("avx2")) targets |= HWY_AVX2;
+  if (targets) hwy::DisableTargets(targets);
+  if (listed("vnni")) vnni_switch().store(false);
+  return true;
+}
+
 }  // namespace highway_detail
 
 bool Highway::vnni_available() { return highway_detail::vnni_available(); }
@@ -133,6 +159,8 @@ bool Highway::supports(DType t) { return highway_detail::has_vector_matmul(t) ||
 
 void Highway::matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y, size_t y_stride,
                      size_t r_begin, size_t r_end) {
+  static const bool env_applied = highway_detail::apply_disable_env();
+  (void)env_applied;
   assert(r_begin <= r_end && r_end <= w.n_row);
   assert(w.n_col % block_size(w.dtype) == 0);
   if (!highway_detail::has_vector_matmul(w.dtype)) {
