@@ -58,9 +58,11 @@ TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/session_tests 
 
 step "tests under AddressSanitizer + UBSan"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEMBER_BUILD_EXAMPLES=ON \
-  -DCMAKE_CXX_FLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
-cmake --build build/asan -j "$jobs"
-(cd build/asan && ctest --output-on-failure -j "$jobs")
+  -DCMAKE_CXX_FLAGS="-O1 -g1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
+# chat and npc run in the optimized stage; here their library paths are covered by the unit
+# tests (each example is one more Highway translation unit to compile with sanitizers).
+cmake --build build/asan -j "$jobs" --target ember_tests ember-cli
+(cd build/asan && ctest --output-on-failure -j "$jobs" -E '^examples$')
 
 step "fuzzer: 60 s of libFuzzer over the committed corpus (fails on a crash, leak or timeout)"
 FUZZ_OUT=$root/build/fuzz bash tools/fuzz.sh 60
