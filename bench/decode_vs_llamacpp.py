@@ -8,6 +8,7 @@ Usage: decode_vs_llamacpp.py --ember build/release/examples/ember-cli -m MODEL.g
 """
 import argparse
 import json
+import os
 import subprocess
 import time
 
@@ -44,6 +45,7 @@ def main():
     ap.add_argument("-n", type=int, default=32)
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--bandwidth", type=float, default=0, help="read GB/s: adds each tg's share of the roofline")
     a = ap.parse_args()
     llm = Llama(model_path=a.model, n_ctx=a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t,
                 n_threads_batch=a.t, verbose=False)
@@ -55,12 +57,15 @@ def main():
             pp, tg = fn()
             best[name] = [max(best[name][0], pp), max(best[name][1], tg)]
     e, l = best["ember"], best["llama.cpp"]
-    print(f"| engine | pp{a.p} t/s | tg{a.n} t/s |")
-    print("| --- | ---: | ---: |")
-    print(f"| ember | {e[0]:.1f} | {e[1]:.1f} |")
-    print(f"| llama.cpp | {l[0]:.1f} | {l[1]:.1f} |")
-    print(f"| ember / llama.cpp | {e[0] / l[0]:.2f}x | {e[1] / l[1]:.2f}x |")
-
+    tg = f"tg{a.n}" + (" after " + str(a.p) if a.p > 64 else "")
+    # Decode reads every weight once per token: the roofline is bandwidth / file size.
+    roof = a.bandwidth * 1e9 / os.path.getsize(a.model) if a.bandwidth > 0 else 0
+    share = (lambda tg_ts: f" | {100 * tg_ts / roof:.0f}%") if roof else (lambda tg_ts: "")
+    print(f"| engine | pp{a.p} t/s | {tg} t/s" + (" | tg share of roofline" if roof else "") + " |")
+    print("| --- | ---: | ---: |" + (" ---: |" if roof else ""))
+    print(f"| ember | {e[0]:.1f} | {e[1]:.1f}{share(e[1])} |")
+    print(f"| llama.cpp | {l[0]:.1f} | {l[1]:.1f}{share(l[1])} |")
+    print(f"| ember / llama.cpp | {e[0] / l[0]:.2f}x | {e[1] / l[1]:.2f}x" + (" |" if not roof else " | |"))
 
 if __name__ == "__main__":
     main()
