@@ -1,7 +1,21 @@
 // Writes a TinyLlama-1.1B-shaped llama model with random weights, in one weight format, with
 // ember's own GGUF writer and quantizer: the benchmark's model (real shapes, no download).
 //
-//   make_tinyllama OUT.gguf [Q4_0|Q4_1|Q5_0|Q5_1|Q8_0|F16] [SEED]
+//   make_tinyllama OUT.gguf [TYPE] [SEED]
+//
+// TYPE (default Q4_0) is a format every weight matrix gets (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// Q4_K, Q5_K, Q6_K, F16, BF16, F32), or Q4_K_M: the mix llama.cpp's llama-quantize writes
+// for a llama model in its Q4_K_M mode (llama_tensor_get_type_impl in llama-quant.cpp), so
+// that the file matches the Q4_K_M models people download:
+//   - attn_v and ffn_down: Q6_K in the layers where llama.cpp's use_more_bits holds (the
+//     first and last eighth of the layers, and every third layer between them: 0, 1, 4, 7,
+//     10, 13, 16, 19, 20, 21 of 22), Q4_K in the others;
+//   - output.weight: Q6_K (llama.cpp's rule for the output matrix);
+//   - token_embd and the other matrices (attn_q, attn_k, attn_output, ffn_gate, ffn_up): Q4_K;
+//   - norms: F32, as in every mode.
+// The K-quant bytes are those llama.cpp's quantizer gives without an importance matrix
+// (quant/quantize.hpp), so quantizing this program's F32 output with llama-quantize Q4_K_M
+// gives the same tensors.
 //
 // Shapes: 22 layers, dim 2048, 32 heads (4 KV heads), FFN 5632, vocab 32000, context 2048.
 // The vocabulary is SentencePiece-style (<unk>, <s>, </s>, 256 byte tokens, then filler
@@ -25,15 +39,23 @@ struct Rng {
   }
 };
 
+// llama.cpp's use_more_bits (llama-quant.cpp): the layers whose attn_v and ffn_down its
+// Q4_K_M mode keeps at Q6_K. With integer division, as there.
+bool use_more_bits(int layer, int n_layers) {
+  return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: make_tinyllama OUT.gguf [Q4_0|Q4_1|Q5_0|Q5_1|Q8_0|F16] [SEED]\n");
+    std::fprintf(stderr,
+                 "usage: make_tinyllama OUT.gguf [Q4_0|Q4_1|Q5_0|Q5_1|Q8_0|Q4_K|Q5_K|Q6_K|F16|Q4_K_M] [SEED]\n");
     return 2;
   }
   const std::string out = argv[1], type_name = argc > 2 ? argv[2] : "Q4_0";
-  const auto type = ember::dtype_from_name(type_name);
+  const bool q4_k_m = type_name == "Q4_K_M";
+  const auto type = q4_k_m ? ember::DType::Q4_K : ember::dtype_from_name(type_name);
   if (!type || !ember::quant::can_quantize(*type)) {
     std::fprintf(stderr, "make_tinyllama: cannot write %s weights\n", type_name.c_str());
     return 2;
@@ -86,20 +108,25 @@ int main(int argc, char** argv) {
     }
   };
   const auto f32 = ember::DType::F32;
+  // The Q4_K_M exceptions; every other matrix is *type.
+  const auto output_type = q4_k_m ? ember::DType::Q6_K : *type;
+  auto more_bits_type = [&](uint32_t layer) {
+    return q4_k_m && use_more_bits(int(layer), int(n_layer)) ? ember::DType::Q6_K : *type;
+  };
   add("token_embd.weight", n_embd, n_vocab, *type);
   add("output_norm.weight", n_embd, 1, f32);
-  add("output.weight", n_embd, n_vocab, *type);
+  add("output.weight", n_embd, n_vocab, output_type);
   for (uint32_t l = 0; l < n_layer; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     add(b + "attn_norm.weight", n_embd, 1, f32);
     add(b + "attn_q.weight", n_embd, n_embd, *type);
     add(b + "attn_k.weight", n_embd, n_embd / n_head * n_head_kv, *type);
-    add(b + "attn_v.weight", n_embd, n_embd / n_head * n_head_kv, *type);
+    add(b + "attn_v.weight", n_embd, n_embd / n_head * n_head_kv, more_bits_type(l));
     add(b + "attn_output.weight", n_embd, n_embd, *type);
     add(b + "ffn_norm.weight", n_embd, 1, f32);
     add(b + "ffn_gate.weight", n_embd, n_ff, *type);
     add(b + "ffn_up.weight", n_embd, n_ff, *type);
-    add(b + "ffn_down.weight", n_ff, n_embd, *type);
+    add(b + "ffn_down.weight", n_ff, n_embd, more_bits_type(l));
   }
   if (auto ok = w.write(out); !ok) {
     std::fprintf(stderr, "make_tinyllama: %s\n", ok.error().message().c_str());

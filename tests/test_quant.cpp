@@ -11,6 +11,12 @@
 // <type> is the lower-case GGML type name (q4_0, q6_k, bf16, ...). numpy has
 // no Q8_1 / Q8_K code: their .dequant.out is the script's own d * q, and Q8_1
 // quantization is checked against Q8_0 here instead of against a file.
+//
+// numpy cannot quantize to K-quants either: for Q4_K / Q5_K / Q6_K the
+// expected bytes come from llama.cpp itself (its llama_model_quantize run on
+// a tiny F32 model), written by tools/make_kquant_vectors.py (same --check):
+//   kquant.llamacpp.in   float32[n], shared by the three formats
+//   <type>.llamacpp.out  blocks of <type>, llama.cpp's quantization of it
 #include <doctest/doctest.h>
 
 #include <bit>
@@ -45,6 +51,11 @@ constexpr double kBudgetQ8_0 = 0.0066;  // measured 0.00530
 constexpr double kBudgetQ8_1 = 0.0066;  // measured 0.00530 (same quants as Q8_0)
 constexpr double kBudgetF16 = 0.00026;  // measured 0.000205
 constexpr double kBudgetBF16 = 0.0021;  // measured 0.00164
+// K-quants, per super-block of 256 (their scales are relative to the
+// super-block's largest group, so the data's scale varies per 256 here).
+constexpr double kBudgetQ4_K = 0.089;   // measured 0.0711
+constexpr double kBudgetQ5_K = 0.045;   // measured 0.0361
+constexpr double kBudgetQ6_K = 0.0224;  // measured 0.0179
 
 template <DType T>
 struct Format {
@@ -154,10 +165,40 @@ std::vector<float> gaussian_blocks(size_t n, uint64_t seed) {
   return x;
 }
 
+// As gaussian_blocks, with the scale drawn per `span` elements.
+std::vector<float> gaussian_spans(size_t n, size_t span, uint64_t seed) {
+  Random random(seed);
+  std::vector<float> x(n);
+  double scale = 1.0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i % span == 0) scale = std::pow(10.0, -3.0 + 5.0 * random.uniform());
+    x[i] = float(scale * random.normal());
+  }
+  return x;
+}
+
+// Relative RMS of (y - x) per span of elements, averaged over the spans: the
+// data's scale varies by 1e5 between spans, and a plain RMS would only see
+// the largest ones.
+double mean_relative_rms(const std::vector<float>& x, const std::vector<float>& y, size_t span) {
+  double sum_relative = 0.0;
+  for (size_t b = 0; b < x.size() / span; ++b) {
+    double error = 0.0, signal = 0.0;
+    for (size_t j = span * b; j < span * b + span; ++j) {
+      error += (double(y[j]) - x[j]) * (double(y[j]) - x[j]);
+      signal += double(x[j]) * x[j];
+    }
+    sum_relative += std::sqrt(error / signal);
+  }
+  return sum_relative / double(x.size() / span);
+}
+
 #define EMBER_DEQUANTIZE_FORMATS                                                                               \
   Format<DType::F32>, Format<DType::F16>, Format<DType::BF16>, Format<DType::Q4_0>, Format<DType::Q4_1>,       \
       Format<DType::Q5_0>, Format<DType::Q5_1>, Format<DType::Q8_0>, Format<DType::Q8_1>, Format<DType::Q2_K>, \
       Format<DType::Q3_K>, Format<DType::Q4_K>, Format<DType::Q5_K>, Format<DType::Q6_K>, Format<DType::Q8_K>
+
+#define EMBER_LLAMACPP_QUANTIZE_FORMATS Format<DType::Q4_K>, Format<DType::Q5_K>, Format<DType::Q6_K>
 
 #define EMBER_NUMPY_QUANTIZE_FORMATS                                                                      \
   Format<DType::F16>, Format<DType::BF16>, Format<DType::Q4_0>, Format<DType::Q4_1>, Format<DType::Q5_0>, \
@@ -261,6 +302,44 @@ TEST_CASE_TEMPLATE("quantize matches the gguf package bit for bit", F, EMBER_NUM
   }
 }
 
+TEST_CASE_TEMPLATE("K-quant quantization matches llama.cpp byte for byte", F, EMBER_LLAMACPP_QUANTIZE_FORMATS) {
+  constexpr DType t = F::dtype;
+  using Traits = quant::BlockTraits<t>;
+  const std::string stem = lower_name(t);
+  CAPTURE(stem);
+  const std::vector<float> x = as_floats(read_vector_file("kquant.llamacpp.in"));
+  const std::vector<unsigned char> want = read_vector_file(stem + ".llamacpp.out");
+  const size_t n = x.size();
+  REQUIRE(n > 0);
+  REQUIRE(want.size() == ember::row_bytes(t, n));
+  REQUIRE(quant::can_quantize(t));
+
+  SUBCASE("quantize_row") {
+    std::vector<unsigned char> got(want.size());
+    const auto result = quant::quantize_row(t, x.data(), got.data(), n);
+    REQUIRE_MESSAGE(result.ok(), message_of(result));
+    check_same_bytes(got, want, Traits::block_bytes);
+  }
+  SUBCASE("typed, to a misaligned destination") {
+    const size_t offset = 3;
+    std::vector<unsigned char> shifted(want.size() + offset);
+    quant::quantize<t>(x.data(), shifted.data() + offset, n / Traits::block_size);
+    const std::vector<unsigned char> got(shifted.begin() + offset, shifted.end());
+    check_same_bytes(got, want, Traits::block_bytes);
+  }
+  SUBCASE("one block at a time, from a misaligned source") {
+    std::vector<float> shifted(n + 1);
+    std::memcpy(shifted.data() + 1, x.data(), n * sizeof(float));
+    std::vector<unsigned char> got(want.size());
+    for (size_t i = 0; i < n / Traits::block_size; ++i) {
+      typename Traits::Block block;
+      quant::quantize_block(shifted.data() + 1 + i * Traits::block_size, block);
+      std::memcpy(got.data() + i * Traits::block_bytes, &block, sizeof block);
+    }
+    check_same_bytes(got, want, Traits::block_bytes);
+  }
+}
+
 // numpy has no Q8_1: its quants and d must equal Q8_0's, and s = d * sum(q)
 // computed with the float d before f16 rounding (ggml's quantize_row_q8_1_ref).
 TEST_CASE("Q8_1 quantization is Q8_0 plus the scaled sum") {
@@ -323,12 +402,12 @@ TEST_CASE("types without a scalar implementation are unsupported, unknown ids in
   std::vector<unsigned char> bytes(4096);
   std::vector<float> floats(1024);
   CHECK_FALSE(quant::can_dequantize(DType::IQ2_XXS));
-  CHECK_FALSE(quant::can_quantize(DType::Q4_K));
+  CHECK_FALSE(quant::can_quantize(DType::Q3_K));
   const auto dequantized = quant::dequantize_row(DType::IQ2_XXS, bytes.data(), floats.data(), 256);
   REQUIRE_FALSE(dequantized.ok());
   CHECK(dequantized.error().code() == ember::Errc::unsupported);
   CHECK(dequantized.error().message().find("IQ2_XXS") != std::string::npos);
-  const auto quantized = quant::quantize_row(DType::Q4_K, floats.data(), bytes.data(), 256);
+  const auto quantized = quant::quantize_row(DType::Q3_K, floats.data(), bytes.data(), 256);
   REQUIRE_FALSE(quantized.ok());
   CHECK(quantized.error().code() == ember::Errc::unsupported);
   // Id 4 was Q4_2, removed from ggml; a file may still carry it.
@@ -355,18 +434,28 @@ TEST_CASE("quantize then dequantize stays within each format's error budget") {
     std::vector<float> y(n);
     REQUIRE(quant::quantize_row(budget.dtype, x.data(), blocks.data(), n).ok());
     REQUIRE(quant::dequantize_row(budget.dtype, blocks.data(), y.data(), n).ok());
-    // Relative RMS per block, averaged: the data's scale varies by 1e5
-    // between blocks, and a plain RMS would only see the largest ones.
-    double sum_relative = 0.0;
-    for (size_t b = 0; b < n / 32; ++b) {
-      double error = 0.0, signal = 0.0;
-      for (size_t j = 32 * b; j < 32 * b + 32; ++j) {
-        error += (double(y[j]) - x[j]) * (double(y[j]) - x[j]);
-        signal += double(x[j]) * x[j];
-      }
-      sum_relative += std::sqrt(error / signal);
-    }
-    const double relative_rms = sum_relative / double(n / 32);
+    const double relative_rms = mean_relative_rms(x, y, 32);
+    CHECK_MESSAGE(relative_rms < budget.max_relative_rms,
+                  name << " relative RMS error " << relative_rms << ", budget " << budget.max_relative_rms);
+  }
+}
+
+TEST_CASE("K-quants: quantize then dequantize stays within each format's error budget") {
+  struct Budget {
+    DType dtype;
+    double max_relative_rms;
+  };
+  const Budget budgets[] = {{DType::Q4_K, kBudgetQ4_K}, {DType::Q5_K, kBudgetQ5_K}, {DType::Q6_K, kBudgetQ6_K}};
+  constexpr size_t n = 65536;
+  const std::vector<float> x = gaussian_spans(n, 256, 0x5eed);
+  for (const Budget& budget : budgets) {
+    const std::string name(ember::name(budget.dtype));
+    CAPTURE(name);
+    std::vector<unsigned char> blocks(ember::row_bytes(budget.dtype, n));
+    std::vector<float> y(n);
+    REQUIRE(quant::quantize_row(budget.dtype, x.data(), blocks.data(), n).ok());
+    REQUIRE(quant::dequantize_row(budget.dtype, blocks.data(), y.data(), n).ok());
+    const double relative_rms = mean_relative_rms(x, y, 256);
     CHECK_MESSAGE(relative_rms < budget.max_relative_rms,
                   name << " relative RMS error " << relative_rms << ", budget " << budget.max_relative_rms);
   }

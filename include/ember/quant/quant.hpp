@@ -1,5 +1,5 @@
 // The quantization layer: block layouts, scalar dequantization of every weight
-// format, scalar quantization of the closed-form formats.
+// format, scalar quantization of the closed-form formats and of Q4_K, Q5_K, Q6_K.
 #pragma once
 
 #include "ember/quant/blocks.hpp"
