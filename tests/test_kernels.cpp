@@ -30,6 +30,7 @@
 
 #include "ember/core/half.hpp"
 #include "ember/kernels/kernels.hpp"
+#include "ember/kernels/packed.hpp"
 #include "ember/quant/activations.hpp"
 #include "ember/quant/quant.hpp"
 
@@ -736,6 +737,109 @@ TEST_CASE("kernels: Highway's VNNI and AVX2-style int8 paths give the same bits"
     }
   }
   Highway::reset_target();
+}
+
+// ------------------------------------------------- x16 row-interleaved layout
+
+// A matrix with its x16 copy (kernels/packed.hpp), as Model::load prepares it.
+struct PackedMatrix {
+  Buffer weights, packed;
+  MatrixView view;
+  PackedMatrix(DType t, size_t n_row, size_t n_col, Rng& rng, size_t misalign)
+      : weights(n_row * ember::row_bytes(t, n_col), misalign),
+        packed(ember::kernels::packed_bytes(t, n_row, n_col), 0),
+        view{t, nullptr, n_row, n_col, ember::row_bytes(t, n_col)} {
+    fill_weights(t, weights.data(), n_row, n_col, rng);
+    view.data = weights.data();
+    ember::kernels::pack_groups(view, reinterpret_cast<std::byte*>(packed.data()), 0,
+                                ember::kernels::packed_groups(n_row));
+    view.packed = reinterpret_cast<const std::byte*>(packed.data());
+  }
+};
+
+TEST_CASE("kernels: the x16 layout holds every block's bytes once, rows padded with zeros") {
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0}) {
+    INFO(ember::name(t));
+    Rng rng{uint64_t(t)};
+    const size_t n_row = 21, n_col = 96;
+    PackedMatrix m(t, n_row, n_col, rng, 3);
+    const size_t stride = ember::kernels::packed_group_stride(t, n_col), n_block = n_col / 32;
+    const size_t quant_bytes = ember::kernels::packed_quant_bytes(t), block = ember::row_bytes(t, 32);
+    const size_t qs = t == DType::Q4_1 ? 4 : 2, n_qs = block - qs;
+    bool same = true;
+    for (size_t r = 0; r < 32; ++r) {  // two groups, 11 padding rows
+      for (size_t b = 0; b < n_block; ++b) {
+        const unsigned char* g = m.packed.data() + r / 16 * stride;
+        unsigned char blk[34] = {};
+        std::memcpy(blk, g + n_block * quant_bytes + b * 32 + 2 * (r % 16), 2);
+        if (t == DType::Q4_1) std::memcpy(blk + 2, g + n_block * (quant_bytes + 32) + b * 32 + 2 * (r % 16), 2);
+        for (size_t j = 0; j < n_qs; ++j) blk[qs + j] = g[b * quant_bytes + 64 * (j / 4) + 4 * (r % 16) + j % 4];
+        unsigned char want[34] = {};
+        if (r < n_row) std::memcpy(want, m.weights.data() + r * ember::row_bytes(t, n_col) + b * block, block);
+        same = same && std::memcmp(blk, want, block) == 0;
+      }
+    }
+    CHECK(same);
+    CHECK(ember::kernels::packed_bytes(t, n_row, n_col) == 2 * stride);
+    CHECK(stride % 64 == 0);
+  }
+}
+
+TEST_CASE("kernels: x16 packed matmul matches Reference, and its bits depend on nothing but the inputs") {
+  // Row ranges that cut groups, tokens past one pass (8 with VNNI, 4 without), padding rows.
+  for (DType t : {DType::Q4_0, DType::Q4_1}) {
+    REQUIRE(Highway::packs(t));
+    Rng rng(uint64_t(t) + 1000);
+    const size_t n_row = 37, n_col = 160, n_tok = 19;
+    PackedMatrix m(t, n_row, n_col, rng, 1);
+    std::vector<float> x = random_floats(n_tok * n_col, rng, -2, 2);
+    std::vector<float> ref(n_tok * n_row);
+    Reference::matmul(m.view, x.data(), n_col, n_tok, ref.data(), n_row, 0, n_row);
+    std::vector<float> first;  // the first target's result: every target must give these bits
+    for (const std::string& target : Highway::available_targets()) {
+      if (target != "AVX2" && target != "AVX3" && target != "AVX3_DL") continue;
+      REQUIRE(Highway::force_target(target));
+      for (bool vnni : {true, false}) {
+        if (vnni && (target == "AVX2" || !Highway::vnni_available())) continue;
+        Highway::set_vnni_enabled(vnni);
+        INFO(ember::name(t), " ", target, vnni ? "+VNNI" : "");
+        std::vector<float> whole(n_tok * n_row), split(n_tok * n_row, 0.0f);
+        Highway::matmul(m.view, x.data(), n_col, n_tok, whole.data(), n_row, 0, n_row);
+        double worst = 0;
+        std::vector<float> row(n_col);
+        for (size_t r = 0; r < n_row; ++r) {
+          REQUIRE(quant::dequantize_row(t, m.view.row(r), row.data(), n_col).ok());
+          for (size_t k = 0; k < n_tok; ++k) {
+            double norm = 0;
+            for (size_t j = 0; j < n_col; ++j) norm += std::fabs(double(row[j]) * x[k * n_col + j]);
+            worst = std::max(worst, std::fabs(double(whole[k * n_row + r]) - ref[k * n_row + r]) / norm);
+          }
+        }
+        INFO("worst normalized error ", worst);
+        CHECK(worst <= matmul_budget(t));
+        const size_t row_cuts[] = {0, 5, 16, 17, 31, 37};
+        const size_t tok_cuts[] = {0, 1, 9, 10, 19};
+        for (size_t a = 0; a + 1 < std::size(row_cuts); ++a)
+          for (size_t b = 0; b + 1 < std::size(tok_cuts); ++b)
+            Highway::matmul(m.view, x.data() + tok_cuts[b] * n_col, n_col, tok_cuts[b + 1] - tok_cuts[b],
+                            split.data() + tok_cuts[b] * n_row, n_row, row_cuts[a], row_cuts[a + 1]);
+        CHECK(std::memcmp(whole.data(), split.data(), whole.size() * sizeof(float)) == 0);
+        if (first.empty()) first = whole;
+        CHECK(std::memcmp(whole.data(), first.data(), whole.size() * sizeof(float)) == 0);
+      }
+      Highway::set_vnni_enabled(true);
+    }
+    Highway::reset_target();
+    // A target without the packed kernel reads `data`: same results as without a copy.
+    REQUIRE(Highway::force_target(Highway::available_targets().back()));  // SCALAR or EMU128
+    MatrixView plain = m.view;
+    plain.packed = nullptr;
+    std::vector<float> with(n_tok * n_row), without(n_tok * n_row);
+    Highway::matmul(m.view, x.data(), n_col, n_tok, with.data(), n_row, 0, n_row);
+    Highway::matmul(plain, x.data(), n_col, n_tok, without.data(), n_row, 0, n_row);
+    CHECK(std::memcmp(with.data(), without.data(), with.size() * sizeof(float)) == 0);
+    Highway::reset_target();
+  }
 }
 
 TEST_CASE("kernels: matmul past one chunk of tokens equals token-by-token calls") {

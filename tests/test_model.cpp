@@ -284,8 +284,6 @@ TEST_CASE("SmolLM2: prompts tokenize like llama.cpp and greedy decoding follows 
 
 TEST_CASE("SmolLM2: teacher-forced top-1 agrees with llama.cpp as well as llama.cpp agrees with itself") {
   EMBER_SMOLLM2_FILE(path);
-  auto m = ember::Model<kernels::Highway>::load(path);
-  REQUIRE(m.ok());
   const std::string json = slurp(EMBER_TESTS_DIR "/data/smollm2/llamacpp.json");
   const auto ids = int_arrays(json, "ids").at(0);
   const auto top1 = int_arrays(json, "top1").at(0);
@@ -297,20 +295,31 @@ TEST_CASE("SmolLM2: teacher-forced top-1 agrees with llama.cpp as well as llama.
   REQUIRE(top1.size() == ids.size());
   REQUIRE(margins.size() == ids.size());
   std::vector<TokenId> tokens(ids.begin(), ids.end());
-  auto mine = m->tokenizer().encode(strings(json, "text").back());
-  mine.resize(std::min(mine.size(), tokens.size()));
-  CHECK(mine == tokens);
-  for (uint32_t n_batch : {64u, 7u}) {
-    ember::Session s(*m, {.n_ctx = 512, .n_batch = n_batch, .n_threads = 2});
-    REQUIRE(s.decode(tokens, true).ok());
-    int agree = 0;
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      const bool same = ember::Sampler::argmax(s.logits(i)) == top1[i];
-      agree += same;
-      if (margins[i] > kTieBand) CHECK_MESSAGE(same, "position ", i, ", llama.cpp margin ", margins[i]);
+  // With the file's layout the Q4_1 kernel sums in ggml's order (8 float lanes per row, added
+  // at the end) and agrees with llama.cpp at 251 positions. The row-interleaved layout (the
+  // default) sums each block exactly in int32 and adds blocks in order, as the double-precision
+  // Reference backend does: both agree at 246 positions (Model<Reference>, measured 2026-11-26;
+  // 30 s, too slow to repeat here), two below llama.cpp's self-agreement. Everywhere outside
+  // the tie band both layouts must choose as llama.cpp does.
+  constexpr int kReferenceAgreement = 246;
+  for (bool pack : {false, true}) {
+    auto m = ember::Model<kernels::Highway>::load(path, {.pack_weights = pack});
+    REQUIRE(m.ok());
+    auto mine = m->tokenizer().encode(strings(json, "text").back());
+    mine.resize(std::min(mine.size(), tokens.size()));
+    CHECK(mine == tokens);
+    for (uint32_t n_batch : {64u, 7u}) {
+      ember::Session s(*m, {.n_ctx = 512, .n_batch = n_batch, .n_threads = 2});
+      REQUIRE(s.decode(tokens, true).ok());
+      int agree = 0;
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        const bool same = ember::Sampler::argmax(s.logits(i)) == top1[i];
+        agree += same;
+        if (margins[i] > kTieBand) CHECK_MESSAGE(same, "position ", i, ", llama.cpp margin ", margins[i]);
+      }
+      MESSAGE(std::string(pack ? "row-interleaved" : "file layout"), ": top-1 agreement with llama.cpp: ", agree,
+              "/256 (llama.cpp with itself: ", self_fa, " flash attention on/off, ", self_batch, " batch 1/512)");
+      CHECK(agree >= std::min({self_fa, self_batch, pack ? kReferenceAgreement : 256}));
     }
-    MESSAGE("top-1 agreement with llama.cpp: ", agree, "/256 (llama.cpp with itself: ", self_fa,
-            " flash attention on/off, ", self_batch, " batch 1/512)");
-    CHECK(agree >= std::min(self_fa, self_batch));
   }
 }

@@ -8,7 +8,8 @@
 //   ember-cli bench    -m MODEL [-p N] [-n N] [-t THREADS] [--depth D] [--json]
 //   ember-cli template (-m MODEL | --template FILE.jinja [--bos S] [--eos S]) --messages FILE.json
 //                      [--no-generation-prompt]
-// Common: --backend highway|xsimd|reference, -v (log to stderr).
+// Common: --backend highway|xsimd|reference, -v (log to stderr), --no-pack (weights stay in
+// the file's layout: LoadOptions::pack_weights = false).
 // Results go to stdout, messages to stderr; bad input exits 1 with one line on stderr.
 #define EMBER_IMPLEMENTATION
 #include <algorithm>
@@ -31,7 +32,7 @@ struct Args {
   std::string template_file, messages_file, bos, eos, system;
   bool no_generation_prompt = false;
   bool has_prompt = false, has_file = false, no_bos = false, no_eos = false, parse_special = false, json = false,
-       verbose = false;
+       verbose = false, no_pack = false;
   int n_predict = -1, top = 5, threads = 1, depth = 0;
   uint32_t n_ctx = 0;
   float temp = -1.f;
@@ -53,7 +54,7 @@ const char* kUsage =
     "  bench    [-p N] [-n N] [-t THREADS] [--depth D] [--json]\n"
     "  template (-m MODEL | --template FILE.jinja [--bos S] [--eos S]) --messages FILE.json\n"
     "           [--no-generation-prompt]\n"
-    "common: --backend highway|xsimd|reference, -c CONTEXT, -v\n";
+    "common: --backend highway|xsimd|reference, -c CONTEXT, --no-pack, -v\n";
 
 long parse_int(const std::string& flag, const std::string& v, long lo, long hi) {
   char* end = nullptr;
@@ -124,6 +125,8 @@ Args parse_args(int argc, char** argv) {
       a.json = true;
     else if (f == "-v" || f == "--verbose")
       a.verbose = true;
+    else if (f == "--no-pack")
+      a.no_pack = true;
     else
       fail("unknown option " + f + " (see ember-cli --help)", 2);
   }
@@ -204,8 +207,9 @@ void print_card(const ember::ModelCard& c, bool json) {
     field("tensor_types", types + "}", false);
     field("memory",
           "{\"n_ctx\": " + std::to_string(m.n_ctx) + ", \"weights_bytes\": " + std::to_string(m.weights_bytes) +
-              ", \"kv_bytes_per_token\": " + std::to_string(m.kv_bytes_per_token) + ", \"kv_bytes\": " +
-              std::to_string(m.kv_bytes) + ", \"scratch_bytes\": " + std::to_string(m.scratch_bytes) +
+              ", \"packed_bytes\": " + std::to_string(m.packed_bytes) + ", \"kv_bytes_per_token\": " +
+              std::to_string(m.kv_bytes_per_token) + ", \"kv_bytes\": " + std::to_string(m.kv_bytes) +
+              ", \"scratch_bytes\": " + std::to_string(m.scratch_bytes) +
               ", \"session_bytes\": " + std::to_string(m.session_bytes()) + "}",
           false);
     std::string md = "{";
@@ -232,6 +236,9 @@ void print_card(const ember::ModelCard& c, bool json) {
   std::printf("\nmemory for a session of %u tokens: weights %s (mapped), KV cache %s (%s per token), scratch %s\n",
               m.n_ctx, human_bytes(m.weights_bytes).c_str(), human_bytes(m.kv_bytes).c_str(),
               human_bytes(m.kv_bytes_per_token).c_str(), human_bytes(m.scratch_bytes).c_str());
+  if (m.packed_bytes)
+    std::printf("row-interleaved copies made at load: %s (their pages of the file are released; --no-pack skips)\n",
+                human_bytes(m.packed_bytes).c_str());
   std::printf("metadata:\n");
   for (auto& [k, v] : c.metadata) {
     std::string line = v.size() > 200 ? v.substr(0, 200) + "..." : v;
@@ -309,6 +316,7 @@ template <class Backend>
 int run(const Args& a) {
   ember::LoadOptions lo;
   if (a.verbose) lo.log.fn = log_to_stderr;
+  lo.pack_weights = !a.no_pack;
   auto model = ember::Model<Backend>::load(a.model, lo);
   if (!model) fail(model.error().message());
   const auto& tok = model->tokenizer();

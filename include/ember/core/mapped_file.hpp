@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <span>
 #include <string>
@@ -87,6 +88,20 @@ class MappedFile {
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
   size_t size() const { return size_; }
+
+  // Tells the OS that the whole pages inside `range` (a part of bytes()) will not be needed
+  // soon: they leave this process's resident memory and come back from the page cache or the
+  // disk if read again. The contents never change. A no-op without mmap.
+  void release_pages(std::span<const std::byte> range) const {
+#if EMBER_HAS_MMAP
+    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    const auto begin = (reinterpret_cast<uintptr_t>(range.data()) + page - 1) / page * page;
+    const auto end = (reinterpret_cast<uintptr_t>(range.data()) + range.size()) / page * page;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+#else
+    (void)range;
+#endif
+  }
 
  private:
   void release() {

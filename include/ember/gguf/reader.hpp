@@ -263,6 +263,10 @@ class File {
   uint32_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
   std::span<const std::byte> bytes() const { return bytes_; }
+  // See MappedFile::release_pages; a no-op for a caller's buffer.
+  void release_pages(std::span<const std::byte> range) const {
+    if (mapped_) mapped_->release_pages(range);
+  }
 
   const std::vector<std::pair<std::string_view, Value>>& metadata() const { return kv_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }

@@ -27,6 +27,7 @@
 #include "ember/core/half.hpp"
 #include "ember/kernels/activation_buffer.hpp"
 #include "ember/kernels/matrix.hpp"
+#include "ember/kernels/packed.hpp"
 #include "ember/kernels/reference.hpp"
 #include "ember/quant/activations.hpp"
 #include "ember/quant/blocks.hpp"
@@ -290,9 +291,36 @@ HWY_INLINE void KQuantRows(const MatrixView& w, const quant::BlockQ8_K* const* a
   int8_plain::KQuantRows(w, act, n_tok, y, y_stride, r_begin, r_end);
 }
 
+HWY_INLINE void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, float* y, size_t y_stride,
+                           size_t r_begin, size_t r_end, bool vnni) {
+#if HWY_TARGET != HWY_AVX2
+  if (vnni) {
+    int8_vnni::PackedRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+    return;
+  }
+#else
+  (void)vnni;
+#endif
+  int8_plain::PackedRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+}
+
 // Formats with integer kernels on this target (the dispatcher's list, which
 // also names F32 and F16).
 constexpr bool HasQuantKernel(DType /*t*/) { return true; }
+
+// Whether this target reads w.packed (packed.hpp) for w's format.
+constexpr bool HasPackedKernel(DType t) { return t == DType::Q4_0 || t == DType::Q4_1; }
+
+// Q4_0's x16 kernel takes the nibbles unsigned and adds -8 * sum(a) per block, which this
+// puts in the planar activation's otherwise unused s slot, as int32.
+HWY_INLINE void PackedCorrection(detail::PlanarQ8 act, size_t n_block) {
+  for (size_t b = 0; b < n_block; ++b) {
+    int32_t sum = 0;
+    for (size_t j = 0; j < 32; ++j) sum += act.qs[32 * b + j];
+    const int32_t correction = -8 * sum;
+    std::memcpy(act.s + b, &correction, sizeof(correction));
+  }
+}
 
 #else  // !EMBER_HWY_X86: Highway ops, widening the int8 products to int32
 
@@ -395,6 +423,9 @@ HWY_INLINE void KQuantRows(const MatrixView&, const quant::BlockQ8_K* const*, si
 // Only Q8_0 / Q4_0 / Q4_1 have portable integer kernels; the Q5 formats and
 // the K-quants run Reference's matmul on these targets (exact, but slow).
 constexpr bool HasQuantKernel(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
+constexpr bool HasPackedKernel(DType /*t*/) { return false; }
+HWY_INLINE void PackedRows(const MatrixView&, const detail::PlanarQ8*, size_t, float*, size_t, size_t, size_t, bool) {}
+HWY_INLINE void PackedCorrection(detail::PlanarQ8, size_t) {}
 
 #endif  // EMBER_HWY_X86
 
@@ -467,6 +498,12 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
     for (size_t k = 0; k < nt; ++k) {
       act[k] = detail::planar_q8(scratch + k * stride, w.n_col);
       QuantizePlanarQ8(xt + k * x_stride, w.n_col, act[k], with_sum);
+    }
+    if (w.packed && HasPackedKernel(w.dtype)) {
+      if (w.dtype == DType::Q4_0)
+        for (size_t k = 0; k < nt; ++k) PackedCorrection(act[k], w.n_col / 32);
+      PackedRows(w, act, nt, yt, y_stride, r_begin, r_end, vnni);
+      continue;
     }
     QuantRows(w, act, nt, yt, y_stride, r_begin, r_end, vnni);
   }

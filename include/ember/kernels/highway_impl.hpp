@@ -155,6 +155,15 @@ bool Highway::vnni_enabled() {
   return highway_detail::vnni_available() && highway_detail::vnni_switch().load(std::memory_order_relaxed);
 }
 
+bool Highway::packs(DType t) {
+#if HWY_ARCH_X86
+  return t == DType::Q4_0 || t == DType::Q4_1;
+#else
+  (void)t;
+  return false;
+#endif
+}
+
 bool Highway::supports(DType t) { return highway_detail::has_vector_matmul(t) || Reference::supports(t); }
 
 void Highway::matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y, size_t y_stride,

@@ -252,6 +252,158 @@ void QuantRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, f
   }
 }
 
+// ------------------------------------------------ x16 row-interleaved layouts
+
+// Q4_0 and Q4_1 weights in packed.hpp's x16 layout: lane r of every vector is row r of a
+// 16-row group, so one broadcast of 4 activation bytes feeds 16 rows and nothing is summed
+// across lanes. Per row and block, the 32 products sum exactly in int32; then
+// acc_r = fma(d_w * d_a, float(sum), acc_r), one chain per row over the blocks in order
+// (d_w * d_a, a product of two f16 values, is exact), and Q4_1 adds m_w * s_a through a
+// second chain, off_r = fma(m_w, s_a, off_r), then acc_r + off_r. The nibbles enter the dot
+// products unsigned; Q4_0's -8 offset is the integer -8 * sum(a) that the caller puts in the
+// activation's s slot (PackedCorrection). The VNNI copy works on 16 rows per 512-bit
+// vector, the other on two 256-bit halves: the same per-lane arithmetic, the same bits.
+
+// Tokens per pass over a group's weights.
+constexpr size_t kPackedTok = EMBER_INT8_VNNI ? 8 : 4;
+
+HWY_INLINE int32_t LoadI32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <size_t kTok, DType kT>
+HWY_INLINE void PackedGroup(const uint8_t* HWY_RESTRICT q, const uint8_t* HWY_RESTRICT dw,
+                            const uint8_t* HWY_RESTRICT mw, size_t n_block, const detail::PlanarQ8* act,
+                            float (*out)[kPackRows]) {
+  const int8_t* aq[kTok];
+  const float* ad[kTok];
+  const float* as[kTok];
+  for (size_t k = 0; k < kTok; ++k) {
+    aq[k] = act[k].qs;
+    ad[k] = act[k].d;
+    as[k] = act[k].s;
+  }
+#if EMBER_INT8_VNNI
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  __m512 acc[kTok], off[kTok];
+  for (size_t k = 0; k < kTok; ++k) acc[k] = off[k] = _mm512_setzero_ps();
+  for (size_t b = 0; b < n_block; ++b, q += 256) {
+    __m512i lo[4], hi[4];
+    for (size_t c = 0; c < 4; ++c) {
+      const __m512i raw = _mm512_load_si512(q + 64 * c);
+      lo[c] = _mm512_and_si512(raw, nibble);
+      hi[c] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dw + 32 * b)));
+    __m512 m = _mm512_setzero_ps();
+    if constexpr (kT == DType::Q4_1)
+      m = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(mw + 32 * b)));
+#pragma GCC unroll 8
+    for (size_t k = 0; k < kTok; ++k) {
+      const int8_t* a = aq[k] + 32 * b;
+      int32_t correction = 0;
+      if constexpr (kT == DType::Q4_0) std::memcpy(&correction, as[k] + b, sizeof(correction));
+      __m512i s0 = _mm512_set1_epi32(correction), s1 = _mm512_setzero_si512();
+      for (size_t c = 0; c < 4; ++c) {
+        s0 = _mm512_dpbusd_epi32(s0, lo[c], _mm512_set1_epi32(LoadI32(a + 4 * c)));
+        s1 = _mm512_dpbusd_epi32(s1, hi[c], _mm512_set1_epi32(LoadI32(a + 16 + 4 * c)));
+      }
+      const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(ad[k][b]));
+      acc[k] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[k]);
+      if constexpr (kT == DType::Q4_1) off[k] = _mm512_fmadd_ps(m, _mm512_set1_ps(as[k][b]), off[k]);
+    }
+  }
+  for (size_t k = 0; k < kTok; ++k) {
+    if constexpr (kT == DType::Q4_1) acc[k] = _mm512_add_ps(acc[k], off[k]);
+    _mm512_storeu_ps(out[k], acc[k]);
+  }
+#else
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  __m256 acc[kTok][2], off[kTok][2];
+  for (size_t k = 0; k < kTok; ++k)
+    for (size_t h = 0; h < 2; ++h) acc[k][h] = off[k][h] = _mm256_setzero_ps();
+  for (size_t b = 0; b < n_block; ++b, q += 256) {
+    for (size_t h = 0; h < 2; ++h) {  // rows 8h .. 8h + 7
+      __m256i lo[4], hi[4];
+      for (size_t c = 0; c < 4; ++c) {
+        const __m256i raw = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
+        lo[c] = _mm256_and_si256(raw, nibble);
+        hi[c] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nibble);
+      }
+      const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dw + 32 * b + 16 * h)));
+      __m256 m = _mm256_setzero_ps();
+      if constexpr (kT == DType::Q4_1)
+        m = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(mw + 32 * b + 16 * h)));
+      for (size_t k = 0; k < kTok; ++k) {
+        const int8_t* a = aq[k] + 32 * b;
+        int32_t correction = 0;
+        if constexpr (kT == DType::Q4_0) std::memcpy(&correction, as[k] + b, sizeof(correction));
+        __m256i s0 = _mm256_set1_epi32(correction), s1 = _mm256_setzero_si256();
+        for (size_t c = 0; c < 4; ++c) {
+          s0 = _mm256_add_epi32(s0, DotU8S8(lo[c], _mm256_set1_epi32(LoadI32(a + 4 * c))));
+          s1 = _mm256_add_epi32(s1, DotU8S8(hi[c], _mm256_set1_epi32(LoadI32(a + 16 + 4 * c))));
+        }
+        const __m256 scale = _mm256_mul_ps(d, _mm256_set1_ps(ad[k][b]));
+        acc[k][h] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc[k][h]);
+        if constexpr (kT == DType::Q4_1) off[k][h] = _mm256_fmadd_ps(m, _mm256_set1_ps(as[k][b]), off[k][h]);
+      }
+    }
+  }
+  for (size_t k = 0; k < kTok; ++k)
+    for (size_t h = 0; h < 2; ++h) {
+      if constexpr (kT == DType::Q4_1) acc[k][h] = _mm256_add_ps(acc[k][h], off[k][h]);
+      _mm256_storeu_ps(out[k] + 8 * h, acc[k][h]);
+    }
+#endif
+}
+
+template <size_t kTok>
+HWY_INLINE void PackedGroupTokens(const MatrixView& w, size_t g, const detail::PlanarQ8* act, float (*out)[kPackRows]) {
+  const size_t n_block = w.n_col / 32;
+  const auto* q = reinterpret_cast<const uint8_t*>(w.packed) + g * packed_group_stride(w.dtype, w.n_col);
+  const uint8_t* d = q + n_block * packed_quant_bytes(w.dtype);
+  const uint8_t* m = d + n_block * 2 * kPackRows;
+  if (w.dtype == DType::Q4_0) {
+    PackedGroup<kTok, DType::Q4_0>(q, d, m, n_block, act, out);
+  } else {
+    PackedGroup<kTok, DType::Q4_1>(q, d, m, n_block, act, out);
+  }
+}
+
+// Rows [r_begin, r_end) of a Q4_0 / Q4_1 matrix with w.packed set, against n_tok (<=
+// kTokenChunk) tokens; Q4_0's activations carry PackedCorrection in their s slot. A group
+// that the range cuts is computed whole and stored in part: a row's bits never depend on
+// the range.
+void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, float* y, size_t y_stride,
+                size_t r_begin, size_t r_end) {
+  HWY_ALIGN float out[kPackedTok][kPackRows];
+  for (size_t g = r_begin / kPackRows; g * kPackRows < r_end; ++g) {
+    const size_t row0 = g * kPackRows;
+    const size_t lo = r_begin > row0 ? r_begin - row0 : 0;
+    const size_t hi = r_end - row0 < kPackRows ? r_end - row0 : kPackRows;
+    for (size_t t = 0; t < n_tok; t += kPackedTok) {
+      const size_t nt = n_tok - t < kPackedTok ? n_tok - t : kPackedTok;
+      switch (nt) {
+        case 1: PackedGroupTokens<1>(w, g, act + t, out); break;
+        case 2: PackedGroupTokens<2>(w, g, act + t, out); break;
+        case 3: PackedGroupTokens<3>(w, g, act + t, out); break;
+        case 4: PackedGroupTokens<4>(w, g, act + t, out); break;
+#if EMBER_INT8_VNNI
+        case 5: PackedGroupTokens<5>(w, g, act + t, out); break;
+        case 6: PackedGroupTokens<6>(w, g, act + t, out); break;
+        case 7: PackedGroupTokens<7>(w, g, act + t, out); break;
+        case 8: PackedGroupTokens<8>(w, g, act + t, out); break;
+#endif
+        default: break;
+      }
+      for (size_t k = 0; k < nt; ++k)
+        std::memcpy(y + (t + k) * y_stride + row0 + lo, out[k] + lo, (hi - lo) * sizeof(float));
+    }
+  }
+}
+
 // ---------------------------------------------------------------- K-quants
 
 #define EMBER_KQ_VNNI EMBER_INT8_VNNI

@@ -21,13 +21,16 @@ struct MatrixView {
   size_t n_row;
   size_t n_col;      // a multiple of block_size(dtype)
   size_t row_bytes;  // at least ember::row_bytes(dtype, n_col); larger for padded layouts
+  // The same matrix in the x16 row-interleaved layout (packed.hpp), prepared at load; null
+  // when not. Kernels that know that layout read it, the others read `data`.
+  const std::byte* packed = nullptr;
 
   const std::byte* row(size_t r) const { return static_cast<const std::byte*>(data) + r * row_bytes; }
 };
 
 // A view of a densely packed (n_row, n_col) matrix.
 inline MatrixView make_matrix_view(DType dtype, const void* data, size_t n_row, size_t n_col) {
-  return MatrixView{dtype, data, n_row, n_col, ember::row_bytes(dtype, n_col)};
+  return MatrixView{dtype, data, n_row, n_col, ember::row_bytes(dtype, n_col), nullptr};
 }
 
 }  // namespace ember::kernels

@@ -14,6 +14,7 @@ namespace ember {
 
 struct MemoryPlan {
   uint64_t weights_bytes = 0;       // tensor data, used in place from the mapped file
+  uint64_t packed_bytes = 0;        // row-interleaved copies made at load (LoadOptions::pack_weights)
   uint64_t kv_bytes_per_token = 0;  // KV cache growth per context position
   uint64_t kv_bytes = 0;            // for the planned context
   uint64_t scratch_bytes = 0;       // activations for the planned batch

@@ -6,15 +6,18 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "ember/chat/template.hpp"
 #include "ember/core/log.hpp"
 #include "ember/core/result.hpp"
 #include "ember/gguf/reader.hpp"
 #include "ember/kernels/kernels.hpp"
+#include "ember/kernels/packed.hpp"
 #include "ember/model/card.hpp"
 #include "ember/model/hparams.hpp"
 #include "ember/model/weights.hpp"
@@ -28,6 +31,13 @@ struct LoadOptions {
   // file through once, so that the first tokens do not wait on the disk; returning false
   // stops the load (Errc::cancelled). Without it pages are read when first used.
   std::function<bool(float)> progress;
+  // Copies the matrices whose format the backend has a row-interleaved kernel for
+  // (Backend::packs, kernels/packed.hpp) into that layout, for faster decoding. Costs memory
+  // the size of those matrices (MemoryPlan::packed_bytes, logged) and about a memory copy's
+  // time at load; the file's pages of the packed tensors are then released (MappedFile::
+  // release_pages), so resident memory stays near the file size. Results differ from the
+  // unpacked kernels' in the last bits (another summation order), never between runs.
+  bool pack_weights = true;
 };
 
 template <class Backend = kernels::Highway>
@@ -82,6 +92,7 @@ class Model {
     const uint64_t kv_elem = kv_dtype.value_or(default_kv_dtype()) == DType::F16 ? 2 : 4;
     MemoryPlan p;
     for (const auto& t : impl_->file.tensors()) p.weights_bytes += t.n_bytes;
+    p.packed_bytes = impl_->packed_bytes;
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
     p.kv_bytes_per_token = 2ull * h.n_layer * h.n_embd_kv() * kv_elem;
@@ -100,11 +111,18 @@ class Model {
   }
 
  private:
+  struct AlignedFree {
+    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t(64)); }
+  };
+  using PackedBuffer = std::unique_ptr<std::byte[], AlignedFree>;
+
   struct Impl {
     gguf::File file;
     Hyperparams hparams;
     Weights weights;
     Tokenizer tokenizer;
+    std::vector<PackedBuffer> packed;  // what weights' MatrixView::packed point into
+    uint64_t packed_bytes = 0;
   };
   explicit Model(std::unique_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
@@ -132,8 +150,41 @@ class Model {
     options.log(LogLevel::info, "loaded " + h.arch + ": " + std::to_string(h.n_layer) + " layers, dim " +
                                     std::to_string(h.n_embd) + ", backend " + Backend::name);
     // The Impl lives on the heap so views into it (tokenizer, weights) survive moves of Model.
-    auto impl = std::unique_ptr<Impl>(new Impl{std::move(file), std::move(h), std::move(w), std::move(tok)});
+    auto impl = std::unique_ptr<Impl>(new Impl{std::move(file), std::move(h), std::move(w), std::move(tok), {}, 0});
+    if (options.pack_weights) pack(*impl, options);
     return Model(std::move(impl));
+  }
+
+  static bool backend_packs(DType t) {
+    if constexpr (requires { Backend::packs(t); }) {
+      return Backend::packs(t);
+    } else {
+      return false;
+    }
+  }
+
+  // LoadOptions::pack_weights: an x16 copy of every matrix the backend has a packed kernel
+  // for. The token embedding's pages stay (rows are looked up from the file), also when the
+  // output projection shares them.
+  static void pack(Impl& impl, const LoadOptions& options) {
+    std::vector<MatrixView*> views;
+    for (auto& l : impl.weights.layers)
+      for (MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) views.push_back(m);
+    views.push_back(&impl.weights.output);
+    for (MatrixView* m : views) {
+      if (m->data == nullptr || !backend_packs(m->dtype)) continue;
+      const size_t n = kernels::packed_bytes(m->dtype, m->n_row, m->n_col);
+      PackedBuffer buffer(new (std::align_val_t(64)) std::byte[n]);
+      kernels::pack_groups(*m, buffer.get(), 0, kernels::packed_groups(m->n_row));
+      m->packed = buffer.get();
+      impl.packed_bytes += n;
+      impl.packed.push_back(std::move(buffer));
+      if (m->data != impl.weights.token_embd.data)
+        impl.file.release_pages({static_cast<const std::byte*>(m->data), m->n_row * m->row_bytes});
+    }
+    if (impl.packed_bytes)
+      options.log(LogLevel::info, "packed " + std::to_string(impl.packed.size()) +
+                                      " matrices row-interleaved: " + std::to_string(impl.packed_bytes >> 20) + " MiB");
   }
 
   std::unique_ptr<const Impl> impl_;

@@ -995,10 +995,16 @@ class Session {
     r_end = std::min(r_end, w.n_row);
     const size_t rows = r_end - r_begin;
     const size_t n_tasks = std::min(n_tasks_, std::max<size_t>(1, rows / 16));
-    cfg_.executor.for_each(n_tasks, [&](size_t i) {
-      const size_t r0 = r_begin + rows * i / n_tasks, r1 = r_begin + rows * (i + 1) / n_tasks;
-      Backend::matmul(w, x, w.n_col, n_tok, y, w.n_row, r0, r1);
-    });
+    // Packed matrices are cut at whole groups of rows (kernels/packed.hpp), or a cut group
+    // would be computed twice.
+    auto cut = [&](size_t i) {
+      const size_t r = r_begin + rows * i / n_tasks;
+      if (!w.packed || i == 0 || i == n_tasks) return r;
+      const size_t g = kernels::kPackRows;
+      return std::clamp((r + g / 2) / g * g, r_begin, r_end);
+    };
+    cfg_.executor.for_each(n_tasks,
+                           [&](size_t i) { Backend::matmul(w, x, w.n_col, n_tok, y, w.n_row, cut(i), cut(i + 1)); });
   }
 
   // Runs n tokens, token t of sequence batch_seq_[t] at position batch_pos_[t], leaving the

@@ -1,0 +1,84 @@
+// Row-interleaved weight layouts, prepared once at load for the decode path (issue #3).
+//
+// In a GGUF file each row of a quantized matrix is a run of blocks, so a kernel that computes
+// one output reads one row, sums a block's products inside a vector and must add its lanes
+// up at the end. Interleaving 16 rows puts row r of a group in lane r of every vector: one
+// activation broadcast feeds 16 rows, each block's integer sum of a row stays in its own lane,
+// and the 16 outputs are stored as one vector with no horizontal sum.
+//
+// Layout "x16" of a Q4_0 / Q4_1 / Q8_0 matrix with n_row rows of n_block blocks of 32:
+//   rows are taken 16 at a time, the last group padded with zero rows (scale 0: they
+//   contribute +0 and are never stored). Group g starts at packed + g * group_stride, 64-byte
+//   aligned, and holds
+//     quants   for each block b, n_chunk chunks of 64 bytes: chunk c of block b holds, for
+//              r = 0..15, the 4 bytes qs[4c .. 4c + 3] of row r's block b at byte 4 r
+//              (n_chunk = 4 for the nibble formats, whose byte j has element j low and
+//              j + 16 high; 8 for Q8_0, byte j = element j);
+//     d        then for each block, the 16 rows' f16 scales (32 bytes);
+//     m        then, Q4_1 only, the 16 rows' f16 offsets per block.
+//   The blocks' bytes rearranged, plus at most 63 bytes of padding per group: the packed copy
+//   costs as much memory as the matrix itself. Every quant load is one aligned cache line.
+// Who uses it: Model::load packs the matrices whose format Backend::packs() names (see
+// LoadOptions::pack_weights), MatrixView::packed points at the copy, and a kernel that knows
+// the layout reads it instead of `data`. Kernels that do not (other CPU targets, other
+// backends) keep reading `data`, which stays valid.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "ember/kernels/matrix.hpp"
+#include "ember/quant/blocks.hpp"
+#include "ember/tensor/dtype.hpp"
+
+namespace ember::kernels {
+
+inline constexpr size_t kPackRows = 16;
+
+// Formats with an x16 layout.
+inline constexpr bool has_packed_layout(DType t) { return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0; }
+
+inline constexpr size_t packed_groups(size_t n_row) { return (n_row + kPackRows - 1) / kPackRows; }
+
+// Quant bytes of one block of 16 rows (n_chunk * 64).
+inline constexpr size_t packed_quant_bytes(DType t) { return t == DType::Q8_0 ? 512 : 256; }
+
+// Bytes from one group's start to the next's.
+inline constexpr size_t packed_group_stride(DType t, size_t n_col) {
+  const size_t n_block = n_col / 32, scales = t == DType::Q4_1 ? 2 : 1;
+  return (n_block * (packed_quant_bytes(t) + scales * 2 * kPackRows) + 63) / 64 * 64;
+}
+
+// Bytes of the packed copy of an (n_row, n_col) matrix of `t`, 0 if `t` has no layout.
+inline constexpr size_t packed_bytes(DType t, size_t n_row, size_t n_col) {
+  return has_packed_layout(t) ? packed_groups(n_row) * packed_group_stride(t, n_col) : 0;
+}
+
+// Writes groups [g_begin, g_end) of w's x16 copy into `out` (the whole copy's start, 64-byte
+// aligned). Groups are independent, so callers may split them over threads.
+inline void pack_groups(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
+  const size_t n_block = w.n_col / 32, stride = packed_group_stride(w.dtype, w.n_col);
+  const size_t quant_bytes = packed_quant_bytes(w.dtype), n_chunk = quant_bytes / 64;
+  const size_t block_bytes = row_bytes(w.dtype, 32);
+  const bool has_m = w.dtype == DType::Q4_1;
+  const size_t qs_offset = has_m ? 4 : 2;
+  for (size_t g = g_begin; g < g_end; ++g) {
+    std::byte* quants = out + g * stride;
+    std::byte* d = quants + n_block * quant_bytes;
+    std::byte* m = d + n_block * 2 * kPackRows;
+    std::memset(quants, 0, stride);
+    for (size_t r = 0; r < kPackRows && g * kPackRows + r < w.n_row; ++r) {
+      const std::byte* row = w.row(g * kPackRows + r);
+      for (size_t b = 0; b < n_block; ++b) {
+        const std::byte* blk = row + b * block_bytes;
+        std::memcpy(d + b * 2 * kPackRows + 2 * r, blk, 2);
+        if (has_m) std::memcpy(m + b * 2 * kPackRows + 2 * r, blk + 2, 2);
+        for (size_t c = 0; c < n_chunk; ++c)
+          std::memcpy(quants + b * quant_bytes + 64 * c + 4 * r, blk + qs_offset + 4 * c, 4);
+      }
+    }
+  }
+}
+
+}  // namespace ember::kernels
