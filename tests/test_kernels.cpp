@@ -787,7 +787,7 @@ TEST_CASE("kernels: the x16 layout holds every block's bytes once, rows padded w
 
 TEST_CASE("kernels: x16 packed matmul matches Reference, and its bits depend on nothing but the inputs") {
   // Row ranges that cut groups, tokens past one pass (8 with VNNI, 4 without), padding rows.
-  for (DType t : {DType::Q4_0, DType::Q4_1}) {
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0}) {
     REQUIRE(Highway::packs(t));
     Rng rng(uint64_t(t) + 1000);
     const size_t n_row = 37, n_col = 160, n_tok = 19;

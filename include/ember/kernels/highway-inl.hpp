@@ -309,15 +309,16 @@ HWY_INLINE void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, siz
 constexpr bool HasQuantKernel(DType /*t*/) { return true; }
 
 // Whether this target reads w.packed (packed.hpp) for w's format.
-constexpr bool HasPackedKernel(DType t) { return t == DType::Q4_0 || t == DType::Q4_1; }
+constexpr bool HasPackedKernel(DType t) { return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0; }
 
-// Q4_0's x16 kernel takes the nibbles unsigned and adds -8 * sum(a) per block, which this
-// puts in the planar activation's otherwise unused s slot, as int32.
-HWY_INLINE void PackedCorrection(detail::PlanarQ8 act, size_t n_block) {
+// The x16 kernels take Q4_0's nibbles unsigned and add -8 * sum(a) per block, and with VNNI
+// Q8_0's quants as w + 128, adding -128 * sum(a): this puts factor * sum(a) in the planar
+// activation's otherwise unused s slot, as int32.
+HWY_INLINE void PackedCorrection(detail::PlanarQ8 act, size_t n_block, int32_t factor) {
   for (size_t b = 0; b < n_block; ++b) {
     int32_t sum = 0;
     for (size_t j = 0; j < 32; ++j) sum += act.qs[32 * b + j];
-    const int32_t correction = -8 * sum;
+    const int32_t correction = factor * sum;
     std::memcpy(act.s + b, &correction, sizeof(correction));
   }
 }
@@ -425,7 +426,7 @@ HWY_INLINE void KQuantRows(const MatrixView&, const quant::BlockQ8_K* const*, si
 constexpr bool HasQuantKernel(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
 constexpr bool HasPackedKernel(DType /*t*/) { return false; }
 HWY_INLINE void PackedRows(const MatrixView&, const detail::PlanarQ8*, size_t, float*, size_t, size_t, size_t, bool) {}
-HWY_INLINE void PackedCorrection(detail::PlanarQ8, size_t) {}
+HWY_INLINE void PackedCorrection(detail::PlanarQ8, size_t, int32_t) {}
 
 #endif  // EMBER_HWY_X86
 
@@ -500,8 +501,8 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
       QuantizePlanarQ8(xt + k * x_stride, w.n_col, act[k], with_sum);
     }
     if (w.packed && HasPackedKernel(w.dtype)) {
-      if (w.dtype == DType::Q4_0)
-        for (size_t k = 0; k < nt; ++k) PackedCorrection(act[k], w.n_col / 32);
+      if (w.dtype != DType::Q4_1)
+        for (size_t k = 0; k < nt; ++k) PackedCorrection(act[k], w.n_col / 32, w.dtype == DType::Q4_0 ? -8 : -128);
       PackedRows(w, act, nt, yt, y_stride, r_begin, r_end, vnni);
       continue;
     }

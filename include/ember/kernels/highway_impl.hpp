@@ -157,7 +157,7 @@ bool Highway::vnni_enabled() {
 
 bool Highway::packs(DType t) {
 #if HWY_ARCH_X86
-  return t == DType::Q4_0 || t == DType::Q4_1;
+  return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0;
 #else
   (void)t;
   return false;

@@ -254,14 +254,15 @@ void QuantRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, f
 
 // ------------------------------------------------ x16 row-interleaved layouts
 
-// Q4_0 and Q4_1 weights in packed.hpp's x16 layout: lane r of every vector is row r of a
+// Q4_0, Q4_1 and Q8_0 weights in packed.hpp's x16 layout: lane r of every vector is row r of a
 // 16-row group, so one broadcast of 4 activation bytes feeds 16 rows and nothing is summed
 // across lanes. Per row and block, the 32 products sum exactly in int32; then
 // acc_r = fma(d_w * d_a, float(sum), acc_r), one chain per row over the blocks in order
 // (d_w * d_a, a product of two f16 values, is exact), and Q4_1 adds m_w * s_a through a
 // second chain, off_r = fma(m_w, s_a, off_r), then acc_r + off_r. The nibbles enter the dot
 // products unsigned; Q4_0's -8 offset is the integer -8 * sum(a) that the caller puts in the
-// activation's s slot (PackedCorrection). The VNNI copy works on 16 rows per 512-bit
+// activation's s slot (PackedCorrection). Q8_0 enters VNNI as w + 128 with -128 * sum(a) in
+// that slot, and the 256-bit code as |w| times a with w's sign. The VNNI copy works on 16 rows per 512-bit
 // vector, the other on two 256-bit halves: the same per-lane arithmetic, the same bits.
 
 // Tokens per pass over a group's weights.
@@ -277,6 +278,11 @@ template <size_t kTok, DType kT>
 HWY_INLINE void PackedGroup(const uint8_t* HWY_RESTRICT q, const uint8_t* HWY_RESTRICT dw,
                             const uint8_t* HWY_RESTRICT mw, size_t n_block, const detail::PlanarQ8* act,
                             float (*out)[kPackRows]) {
+  // Operand c (0..7) of a block takes activation bytes 4c .. 4c + 3: for the nibble formats,
+  // chunk c's low nibbles for c < 4 and chunk c - 4's high nibbles (elements 16 + 4 (c - 4))
+  // otherwise; for Q8_0, chunk c.
+  constexpr bool kQ8 = kT == DType::Q8_0;
+  constexpr size_t kQuantBytes = kQ8 ? 512 : 256;
   const int8_t* aq[kTok];
   const float* ad[kTok];
   const float* as[kTok];
@@ -289,12 +295,16 @@ HWY_INLINE void PackedGroup(const uint8_t* HWY_RESTRICT q, const uint8_t* HWY_RE
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   __m512 acc[kTok], off[kTok];
   for (size_t k = 0; k < kTok; ++k) acc[k] = off[k] = _mm512_setzero_ps();
-  for (size_t b = 0; b < n_block; ++b, q += 256) {
-    __m512i lo[4], hi[4];
-    for (size_t c = 0; c < 4; ++c) {
-      const __m512i raw = _mm512_load_si512(q + 64 * c);
-      lo[c] = _mm512_and_si512(raw, nibble);
-      hi[c] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
+  for (size_t b = 0; b < n_block; ++b, q += kQuantBytes) {
+    __m512i wv[8];
+    if constexpr (kQ8) {  // w + 128 as unsigned; PackedCorrection adds -128 * sum(a)
+      for (size_t c = 0; c < 8; ++c) wv[c] = _mm512_xor_si512(_mm512_load_si512(q + 64 * c), _mm512_set1_epi8(-128));
+    } else {
+      for (size_t c = 0; c < 4; ++c) {
+        const __m512i raw = _mm512_load_si512(q + 64 * c);
+        wv[c] = _mm512_and_si512(raw, nibble);
+        wv[c + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
+      }
     }
     const __m512 d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dw + 32 * b)));
     __m512 m = _mm512_setzero_ps();
@@ -304,11 +314,11 @@ HWY_INLINE void PackedGroup(const uint8_t* HWY_RESTRICT q, const uint8_t* HWY_RE
     for (size_t k = 0; k < kTok; ++k) {
       const int8_t* a = aq[k] + 32 * b;
       int32_t correction = 0;
-      if constexpr (kT == DType::Q4_0) std::memcpy(&correction, as[k] + b, sizeof(correction));
+      if constexpr (kT != DType::Q4_1) std::memcpy(&correction, as[k] + b, sizeof(correction));
       __m512i s0 = _mm512_set1_epi32(correction), s1 = _mm512_setzero_si512();
-      for (size_t c = 0; c < 4; ++c) {
-        s0 = _mm512_dpbusd_epi32(s0, lo[c], _mm512_set1_epi32(LoadI32(a + 4 * c)));
-        s1 = _mm512_dpbusd_epi32(s1, hi[c], _mm512_set1_epi32(LoadI32(a + 16 + 4 * c)));
+      for (size_t c = 0; c < 8; c += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, wv[c], _mm512_set1_epi32(LoadI32(a + 4 * c)));
+        s1 = _mm512_dpbusd_epi32(s1, wv[c + 1], _mm512_set1_epi32(LoadI32(a + 4 * c + 4)));
       }
       const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(ad[k][b]));
       acc[k] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[k]);
@@ -324,13 +334,21 @@ HWY_INLINE void PackedGroup(const uint8_t* HWY_RESTRICT q, const uint8_t* HWY_RE
   __m256 acc[kTok][2], off[kTok][2];
   for (size_t k = 0; k < kTok; ++k)
     for (size_t h = 0; h < 2; ++h) acc[k][h] = off[k][h] = _mm256_setzero_ps();
-  for (size_t b = 0; b < n_block; ++b, q += 256) {
+  for (size_t b = 0; b < n_block; ++b, q += kQuantBytes) {
     for (size_t h = 0; h < 2; ++h) {  // rows 8h .. 8h + 7
-      __m256i lo[4], hi[4];
-      for (size_t c = 0; c < 4; ++c) {
-        const __m256i raw = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
-        lo[c] = _mm256_and_si256(raw, nibble);
-        hi[c] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nibble);
+      // Q8_0: |w| times a with w's sign, as QuantBlock does (no correction needed).
+      __m256i wv[8], sign[kQ8 ? 8 : 1];
+      if constexpr (kQ8) {
+        for (size_t c = 0; c < 8; ++c) {
+          sign[c] = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
+          wv[c] = _mm256_sign_epi8(sign[c], sign[c]);
+        }
+      } else {
+        for (size_t c = 0; c < 4; ++c) {
+          const __m256i raw = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
+          wv[c] = _mm256_and_si256(raw, nibble);
+          wv[c + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nibble);
+        }
       }
       const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dw + 32 * b + 16 * h)));
       __m256 m = _mm256_setzero_ps();
@@ -341,9 +359,14 @@ HWY_INLINE void PackedGroup(const uint8_t* HWY_RESTRICT q, const uint8_t* HWY_RE
         int32_t correction = 0;
         if constexpr (kT == DType::Q4_0) std::memcpy(&correction, as[k] + b, sizeof(correction));
         __m256i s0 = _mm256_set1_epi32(correction), s1 = _mm256_setzero_si256();
-        for (size_t c = 0; c < 4; ++c) {
-          s0 = _mm256_add_epi32(s0, DotU8S8(lo[c], _mm256_set1_epi32(LoadI32(a + 4 * c))));
-          s1 = _mm256_add_epi32(s1, DotU8S8(hi[c], _mm256_set1_epi32(LoadI32(a + 16 + 4 * c))));
+        for (size_t c = 0; c < 8; c += 2) {
+          __m256i a0 = _mm256_set1_epi32(LoadI32(a + 4 * c)), a1 = _mm256_set1_epi32(LoadI32(a + 4 * c + 4));
+          if constexpr (kQ8) {
+            a0 = _mm256_sign_epi8(a0, sign[c]);
+            a1 = _mm256_sign_epi8(a1, sign[c + 1]);
+          }
+          s0 = _mm256_add_epi32(s0, DotU8S8(wv[c], a0));
+          s1 = _mm256_add_epi32(s1, DotU8S8(wv[c + 1], a1));
         }
         const __m256 scale = _mm256_mul_ps(d, _mm256_set1_ps(ad[k][b]));
         acc[k][h] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc[k][h]);
@@ -365,15 +388,16 @@ HWY_INLINE void PackedGroupTokens(const MatrixView& w, size_t g, const detail::P
   const auto* q = reinterpret_cast<const uint8_t*>(w.packed) + g * packed_group_stride(w.dtype, w.n_col);
   const uint8_t* d = q + n_block * packed_quant_bytes(w.dtype);
   const uint8_t* m = d + n_block * 2 * kPackRows;
-  if (w.dtype == DType::Q4_0) {
-    PackedGroup<kTok, DType::Q4_0>(q, d, m, n_block, act, out);
-  } else {
-    PackedGroup<kTok, DType::Q4_1>(q, d, m, n_block, act, out);
+  switch (w.dtype) {
+    case DType::Q4_0: PackedGroup<kTok, DType::Q4_0>(q, d, m, n_block, act, out); break;
+    case DType::Q4_1: PackedGroup<kTok, DType::Q4_1>(q, d, m, n_block, act, out); break;
+    case DType::Q8_0: PackedGroup<kTok, DType::Q8_0>(q, d, m, n_block, act, out); break;
+    default: break;
   }
 }
 
-// Rows [r_begin, r_end) of a Q4_0 / Q4_1 matrix with w.packed set, against n_tok (<=
-// kTokenChunk) tokens; Q4_0's activations carry PackedCorrection in their s slot. A group
+// Rows [r_begin, r_end) of a Q4_0 / Q4_1 / Q8_0 matrix with w.packed set, against n_tok (<=
+// kTokenChunk) tokens; Q4_0's and Q8_0's activations carry PackedCorrection in their s slot. A group
 // that the range cuts is computed whole and stored in part: a row's bits never depend on
 // the range.
 void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, float* y, size_t y_stride,
