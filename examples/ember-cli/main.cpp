@@ -24,6 +24,9 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/resource.h>
+#endif
 
 namespace {
 
@@ -312,12 +315,29 @@ int render_template(const Args& a) {
   return 0;
 }
 
+// The process's peak resident set (getrusage), 0 where unknown.
+size_t peak_rss_bytes() {
+#if defined(__unix__) || defined(__APPLE__)
+  struct rusage ru {};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+#if defined(__APPLE__)
+  return size_t(ru.ru_maxrss);  // bytes
+#else
+  return size_t(ru.ru_maxrss) * 1024;  // KiB
+#endif
+#else
+  return 0;
+#endif
+}
+
 template <class Backend>
 int run(const Args& a) {
   ember::LoadOptions lo;
   if (a.verbose) lo.log.fn = log_to_stderr;
   lo.pack_weights = !a.no_pack;
+  const auto load_start = std::chrono::steady_clock::now();
   auto model = ember::Model<Backend>::load(a.model, lo);
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   if (!model) fail(model.error().message());
   const auto& tok = model->tokenizer();
 
@@ -336,7 +356,6 @@ int run(const Args& a) {
     sc.n_ctx = uint32_t(std::max<size_t>(std::min<uint32_t>(model->hparams().n_ctx_train, 4096), need));
   }
   sc.n_threads = uint32_t(a.threads);
-  ember::Session session(*model, sc);
 
   if (a.command == "bench") {
     // Prompt processing (one batch of -p tokens) and generation (-n single-token steps)
@@ -370,16 +389,27 @@ int run(const Args& a) {
     std::string target;
     if constexpr (std::is_same_v<Backend, ember::kernels::Highway>) target = Backend::current_target();
     if (target.starts_with("AVX3") && ember::kernels::Highway::vnni_enabled()) target += "+VNNI";
-    std::printf("backend %s%s%s, %d threads, depth %d: pp%zu %.2f t/s, tg%zu %.2f t/s\n", Backend::name,
-                target.empty() ? "" : " ", target.c_str(), a.threads, a.depth, n_prompt, pp, n_gen, tg);
+    // Time to first token: load + the prompt's pass (the first token's logits), meaningful
+    // with --depth 0. Peak resident memory of the whole run (the kernel's high-water mark).
+    const double ttft = load_s + pp_s;
+    const double peak_rss_mib = double(peak_rss_bytes()) / double(1 << 20);
+    std::printf(
+        "backend %s%s%s, %d threads, depth %d: pp%zu %.2f t/s, tg%zu %.2f t/s; load %.3f s, "
+        "first token %.3f s, peak RSS %.0f MiB\n",
+        Backend::name, target.empty() ? "" : " ", target.c_str(), a.threads, a.depth, n_prompt, pp, n_gen, tg, load_s,
+        ttft, peak_rss_mib);
     if (a.json)
       std::printf(
           "{\"pp\": %.3f, \"tg\": %.3f, \"n_prompt\": %zu, \"n_gen\": %zu, \"depth\": %d, \"threads\": %d, "
-          "\"backend\": \"%s\", \"target\": \"%s\"}\n",
-          pp, tg, n_prompt, n_gen, a.depth, a.threads, Backend::name, target.c_str());
+          "\"backend\": \"%s\", \"target\": \"%s\", \"load_s\": %.4f, \"ttft_s\": %.4f, "
+          "\"peak_rss_mib\": %.1f, \"kv_mib\": %.1f, \"packed_mib\": %.1f}\n",
+          pp, tg, n_prompt, n_gen, a.depth, a.threads, Backend::name, target.c_str(), load_s, ttft, peak_rss_mib,
+          double(model->memory_plan(bc.n_ctx, bc.n_batch).kv_bytes) / double(1 << 20),
+          double(model->memory_plan(bc.n_ctx).packed_bytes) / double(1 << 20));
     return 0;
   }
 
+  ember::Session session(*model, sc);
   if (a.command == "logits") {
     if (!a.has_prompt) fail("logits needs -p TEXT", 2);
     ember::Tokenizer::EncodeOptions eo;

@@ -55,29 +55,41 @@ inline constexpr size_t packed_bytes(DType t, size_t n_row, size_t n_col) {
   return has_packed_layout(t) ? packed_groups(n_row) * packed_group_stride(t, n_col) : 0;
 }
 
-// Writes groups [g_begin, g_end) of w's x16 copy into `out` (the whole copy's start, 64-byte
-// aligned). Groups are independent, so callers may split them over threads.
-inline void pack_groups(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
+namespace packed_detail {
+
+// One format's copy loop with its sizes fixed at compile time (so each 2- and 4-byte copy is
+// one move); rows are read in order, 16 at a time.
+template <size_t kQsOffset, size_t kChunks, bool kHasM>
+void pack(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
+  constexpr size_t kBlockBytes = kQsOffset + 4 * kChunks, kQuantBytes = 64 * kChunks;
   const size_t n_block = w.n_col / 32, stride = packed_group_stride(w.dtype, w.n_col);
-  const size_t quant_bytes = packed_quant_bytes(w.dtype), n_chunk = quant_bytes / 64;
-  const size_t block_bytes = row_bytes(w.dtype, 32);
-  const bool has_m = w.dtype == DType::Q4_1;
-  const size_t qs_offset = has_m ? 4 : 2;
   for (size_t g = g_begin; g < g_end; ++g) {
     std::byte* quants = out + g * stride;
-    std::byte* d = quants + n_block * quant_bytes;
+    std::byte* d = quants + n_block * kQuantBytes;
     std::byte* m = d + n_block * 2 * kPackRows;
-    std::memset(quants, 0, stride);
     for (size_t r = 0; r < kPackRows && g * kPackRows + r < w.n_row; ++r) {
-      const std::byte* row = w.row(g * kPackRows + r);
-      for (size_t b = 0; b < n_block; ++b) {
-        const std::byte* blk = row + b * block_bytes;
+      const std::byte* blk = w.row(g * kPackRows + r);
+      for (size_t b = 0; b < n_block; ++b, blk += kBlockBytes) {
         std::memcpy(d + b * 2 * kPackRows + 2 * r, blk, 2);
-        if (has_m) std::memcpy(m + b * 2 * kPackRows + 2 * r, blk + 2, 2);
-        for (size_t c = 0; c < n_chunk; ++c)
-          std::memcpy(quants + b * quant_bytes + 64 * c + 4 * r, blk + qs_offset + 4 * c, 4);
+        if constexpr (kHasM) std::memcpy(m + b * 2 * kPackRows + 2 * r, blk + 2, 2);
+        std::byte* q = quants + b * kQuantBytes + 4 * r;
+        for (size_t c = 0; c < kChunks; ++c) std::memcpy(q + 64 * c, blk + kQsOffset + 4 * c, 4);
       }
     }
+  }
+}
+
+}  // namespace packed_detail
+
+// Writes groups [g_begin, g_end) of w's x16 copy into `out`: the whole copy's start, 64-byte
+// aligned and zero-filled (padding rows are left as they are). Groups are independent, so
+// callers may split them over threads.
+inline void pack_groups(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
+  switch (w.dtype) {
+    case DType::Q4_0: packed_detail::pack<2, 4, false>(w, out, g_begin, g_end); break;
+    case DType::Q4_1: packed_detail::pack<4, 4, true>(w, out, g_begin, g_end); break;
+    case DType::Q8_0: packed_detail::pack<2, 8, false>(w, out, g_begin, g_end); break;
+    default: break;
   }
 }
 
