@@ -15,19 +15,22 @@ import time
 from llama_cpp import Llama, llama_cpp
 
 
-def ember(cli, model, n_prompt, n_gen, threads):
+def ember(cli, model, n_prompt, n_gen, threads, depth):
     out = subprocess.run([cli, "bench", "-m", model, "-p", str(n_prompt), "-n", str(n_gen), "-t", str(threads),
-                          "--json"], check=True, capture_output=True, text=True).stdout
+                          "--depth", str(depth), "--json"], check=True, capture_output=True, text=True).stdout
     r = json.loads(out.strip().splitlines()[-1])
     return r["pp"], r["tg"]
 
 
-def llama(llm, n_prompt, n_gen, n_vocab):
+def llama(llm, n_prompt, n_gen, n_vocab, depth):
     # Wall-clock time around llama.cpp's own eval calls (its perf counters read zero through
-    # the Python binding); the binding adds well under 0.1 ms per call.
+    # the Python binding); the binding adds well under 0.1 ms per call. Same token ids as
+    # ember-cli bench: --depth tokens of context first, then the prompt, then generation.
     ids = [(i * 7919 + 2 * 104729 + 13) % n_vocab for i in range(n_prompt)]
     gen = [(i * 7919 + 3 * 104729 + 13) % n_vocab for i in range(n_gen)]
     llm.reset()
+    if depth:
+        llm.eval([(i * 7919 + 104729 + 13) % n_vocab for i in range(depth)])
     t0 = time.perf_counter()
     llm.eval(ids)
     pp = n_prompt / (time.perf_counter() - t0)
@@ -44,20 +47,21 @@ def main():
     ap.add_argument("-p", type=int, default=64)
     ap.add_argument("-n", type=int, default=32)
     ap.add_argument("-t", type=int, default=2)
+    ap.add_argument("--depth", type=int, default=0, help="tokens of context before the prompt")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--bandwidth", type=float, default=0, help="read GB/s: adds each tg's share of the roofline")
     a = ap.parse_args()
-    llm = Llama(model_path=a.model, n_ctx=a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t,
+    llm = Llama(model_path=a.model, n_ctx=a.depth + a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t,
                 n_threads_batch=a.t, verbose=False)
     n_vocab = llm.n_vocab()
     best = {"ember": [0, 0], "llama.cpp": [0, 0]}
     for _ in range(a.repeat):
-        for name, fn in (("ember", lambda: ember(a.ember, a.model, a.p, a.n, a.t)),
-                         ("llama.cpp", lambda: llama(llm, a.p, a.n, n_vocab))):
+        for name, fn in (("ember", lambda: ember(a.ember, a.model, a.p, a.n, a.t, a.depth)),
+                         ("llama.cpp", lambda: llama(llm, a.p, a.n, n_vocab, a.depth))):
             pp, tg = fn()
             best[name] = [max(best[name][0], pp), max(best[name][1], tg)]
     e, l = best["ember"], best["llama.cpp"]
-    tg = f"tg{a.n}" + (" after " + str(a.p) if a.p > 64 else "")
+    tg = f"tg{a.n}" + (" after " + str(a.depth + a.p) if a.depth or a.p > 64 else "")
     # Decode reads every weight once per token: the roofline is bandwidth / file size.
     roof = a.bandwidth * 1e9 / os.path.getsize(a.model) if a.bandwidth > 0 else 0
     share = (lambda tg_ts: f" | {100 * tg_ts / roof:.0f}%") if roof else (lambda tg_ts: "")

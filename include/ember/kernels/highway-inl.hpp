@@ -310,6 +310,17 @@ constexpr bool HasQuantKernel(DType /*t*/) { return true; }
 
 // Whether this target reads w.packed (packed.hpp) for w's format.
 constexpr bool HasPackedKernel(DType t) { return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0; }
+// Q4_K's x16 kernel: AVX-512 VNNI only.
+constexpr bool HasPackedKKernel(DType t, bool vnni) { return HWY_TARGET != HWY_AVX2 && vnni && t == DType::Q4_K; }
+
+HWY_INLINE void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t n_tok, float* y,
+                            size_t y_stride, size_t r_begin, size_t r_end) {
+#if HWY_TARGET != HWY_AVX2
+  int8_vnni::PackedKRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+#else
+  (void)w, (void)act, (void)n_tok, (void)y, (void)y_stride, (void)r_begin, (void)r_end;
+#endif
+}
 
 // The x16 kernels take Q4_0's nibbles unsigned and add -8 * sum(a) per block, and with VNNI
 // Q8_0's quants as w + 128, adding -128 * sum(a): this puts factor * sum(a) in the planar
@@ -425,6 +436,9 @@ HWY_INLINE void KQuantRows(const MatrixView&, const quant::BlockQ8_K* const*, si
 // the K-quants run Reference's matmul on these targets (exact, but slow).
 constexpr bool HasQuantKernel(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
 constexpr bool HasPackedKernel(DType /*t*/) { return false; }
+constexpr bool HasPackedKKernel(DType /*t*/, bool /*vnni*/) { return false; }
+HWY_INLINE void PackedKRows(const MatrixView&, const quant::BlockQ8_K* const*, size_t, float*, size_t, size_t, size_t) {
+}
 HWY_INLINE void PackedRows(const MatrixView&, const detail::PlanarQ8*, size_t, float*, size_t, size_t, size_t, bool) {}
 HWY_INLINE void PackedCorrection(detail::PlanarQ8, size_t, int32_t) {}
 
@@ -490,6 +504,10 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
         auto* out = reinterpret_cast<quant::BlockQ8_K*>(scratch + k * stride);
         quant::quantize_activations(xt + k * x_stride, out, w.n_col);
         blocks[k] = out;
+      }
+      if (w.packed && HasPackedKKernel(w.dtype, vnni)) {
+        PackedKRows(w, blocks, nt, yt, y_stride, r_begin, r_end);
+        continue;
       }
       KQuantRows(w, blocks, nt, yt, y_stride, r_begin, r_end, vnni);
       continue;

@@ -428,6 +428,99 @@ void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, 
   }
 }
 
+#if EMBER_INT8_VNNI
+// Q4_K in the x16 layout (packed.hpp), VNNI only (elsewhere the file layout's kernels run):
+// per row and super-block, the integers Reference computes — isum = sum over groups of
+// scale * sum(q * a), summs = sum of min * (the group's two bsums) — exact in int32 lanes,
+// then Reference's expression double(d) * isum - double(dmin) * summs (both products exact
+// in double, so one rounding either way) added in block order: Reference's bits.
+constexpr size_t kPackedKTok = 2;  // 16 nibble vectors stay in registers
+
+template <size_t kTok>
+HWY_INLINE void PackedQ4KGroup(const uint8_t* HWY_RESTRICT rec, size_t n_sb, const quant::BlockQ8_K* const* act,
+                               float (*out)[kPackRows]) {
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  __m512d sum[kTok][2];
+  for (size_t k = 0; k < kTok; ++k) sum[k][0] = sum[k][1] = _mm512_setzero_pd();
+  for (size_t b = 0; b < n_sb; ++b, rec += kQ4KRecordBytes) {
+    __m512i isum[kTok], msum[kTok];
+    for (size_t k = 0; k < kTok; ++k) isum[k] = msum[k] = _mm512_setzero_si512();
+    for (size_t p = 0; p < 4; ++p) {  // groups 2p (low nibbles) and 2p + 1 (high)
+      __m512i lo[8], hi[8];
+      for (size_t j = 0; j < 8; ++j) {
+        const __m512i raw = _mm512_load_si512(rec + 64 * (8 * p + j));
+        lo[j] = _mm512_and_si512(raw, nibble);
+        hi[j] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
+      }
+      const __m512i sc0 = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(rec + 2048 + 32 * p)));
+      const __m512i sc1 =
+          _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(rec + 2048 + 32 * p + 16)));
+      for (size_t k = 0; k < kTok; ++k) {
+        const int8_t* a = act[k][b].qs + 64 * p;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (size_t j = 0; j < 8; ++j) {
+          s0 = _mm512_dpbusd_epi32(s0, lo[j], _mm512_set1_epi32(LoadI32(a + 4 * j)));
+          s1 = _mm512_dpbusd_epi32(s1, hi[j], _mm512_set1_epi32(LoadI32(a + 32 + 4 * j)));
+        }
+        isum[k] = _mm512_add_epi32(isum[k], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
+      }
+    }
+    for (size_t k = 0; k < kTok; ++k) {
+      // The activations' group sums (two bsums each) as int16 pairs, one pair per 32 bits.
+      int16_t group[8];
+      for (size_t g = 0; g < 8; ++g) group[g] = int16_t(act[k][b].bsums[2 * g] + act[k][b].bsums[2 * g + 1]);
+      for (size_t i = 0; i < 4; ++i) {
+        int32_t pair;
+        std::memcpy(&pair, group + 2 * i, sizeof(pair));
+        msum[k] = _mm512_dpwssd_epi32(msum[k], _mm512_load_si512(rec + 2048 + 128 + 64 * i), _mm512_set1_epi32(pair));
+      }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 2048 + 128 + 256)));
+    const __m512 dmw =
+        _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 2048 + 128 + 256 + 32)));
+    for (size_t k = 0; k < kTok; ++k) {
+      const __m512 da = _mm512_set1_ps(act[k][b].d);
+      const __m512 d = _mm512_mul_ps(dw, da), dmin = _mm512_mul_ps(dmw, da);
+      for (size_t h = 0; h < 2; ++h) {
+        const __m512d dd = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(d, 1) : _mm512_castps512_ps256(d));
+        const __m512d dm = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(dmin, 1) : _mm512_castps512_ps256(dmin));
+        const __m512d is =
+            _mm512_cvtepi32_pd(h ? _mm512_extracti64x4_epi64(isum[k], 1) : _mm512_castsi512_si256(isum[k]));
+        const __m512d ms =
+            _mm512_cvtepi32_pd(h ? _mm512_extracti64x4_epi64(msum[k], 1) : _mm512_castsi512_si256(msum[k]));
+        sum[k][h] = _mm512_add_pd(sum[k][h], _mm512_fmsub_pd(dd, is, _mm512_mul_pd(dm, ms)));
+      }
+    }
+  }
+  for (size_t k = 0; k < kTok; ++k)
+    for (size_t h = 0; h < 2; ++h) _mm256_storeu_ps(out[k] + 8 * h, _mm512_cvtpd_ps(sum[k][h]));
+}
+
+// Rows [r_begin, r_end) of a Q4_K matrix with w.packed set, against n_tok (<= kTokenChunk)
+// tokens' Q8_K activations; cut groups are computed whole and stored in part.
+void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t n_tok, float* y, size_t y_stride,
+                 size_t r_begin, size_t r_end) {
+  HWY_ALIGN float out[kPackedKTok][kPackRows];
+  const size_t n_sb = w.n_col / 256, stride = packed_group_stride(DType::Q4_K, w.n_col);
+  for (size_t g = r_begin / kPackRows; g * kPackRows < r_end; ++g) {
+    const size_t row0 = g * kPackRows;
+    const size_t lo = r_begin > row0 ? r_begin - row0 : 0;
+    const size_t hi = r_end - row0 < kPackRows ? r_end - row0 : kPackRows;
+    const auto* rec = reinterpret_cast<const uint8_t*>(w.packed) + g * stride;
+    for (size_t t = 0; t < n_tok; t += kPackedKTok) {
+      const size_t nt = n_tok - t < kPackedKTok ? n_tok - t : kPackedKTok;
+      if (nt == 2) {
+        PackedQ4KGroup<2>(rec, n_sb, act + t, out);
+      } else {
+        PackedQ4KGroup<1>(rec, n_sb, act + t, out);
+      }
+      for (size_t k = 0; k < nt; ++k)
+        std::memcpy(y + (t + k) * y_stride + row0 + lo, out[k] + lo, (hi - lo) * sizeof(float));
+    }
+  }
+}
+#endif
+
 // ---------------------------------------------------------------- K-quants
 
 #define EMBER_KQ_VNNI EMBER_INT8_VNNI

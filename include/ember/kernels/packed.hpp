@@ -6,7 +6,7 @@
 // activation broadcast feeds 16 rows, each block's integer sum of a row stays in its own lane,
 // and the 16 outputs are stored as one vector with no horizontal sum.
 //
-// Layout "x16" of a Q4_0 / Q4_1 / Q8_0 matrix with n_row rows of n_block blocks of 32:
+// Layout "x16" of a Q4_0 / Q4_1 / Q8_0 matrix (Q4_K: below) with n_row rows of n_block blocks of 32:
 //   rows are taken 16 at a time, the last group padded with zero rows (scale 0: they
 //   contribute +0 and are never stored). Group g starts at packed + g * group_stride, 64-byte
 //   aligned, and holds
@@ -37,15 +37,29 @@ namespace ember::kernels {
 inline constexpr size_t kPackRows = 16;
 
 // Formats with an x16 layout.
-inline constexpr bool has_packed_layout(DType t) { return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0; }
+inline constexpr bool has_packed_layout(DType t) {
+  return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0 || t == DType::Q4_K;
+}
 
 inline constexpr size_t packed_groups(size_t n_row) { return (n_row + kPackRows - 1) / kPackRows; }
+
+// Q4_K's x16 record: one super-block (256 columns) of 16 rows, 2368 bytes (16 blocks are
+// 2304: the unpacked scales and int16 mins cost 2.8% more), records back to back:
+//   quants  32 chunks of 64 bytes: chunk c holds, for r = 0..15, qs[4c .. 4c + 3] of row r
+//           at byte 4 r (byte j of pair p = j / 32 has element 64 p + j % 32 low and
+//           64 p + 32 + j % 32 high: groups 2p and 2p + 1);
+//   scales  8 x 16 bytes: byte 16 g + r = the 6-bit scale of group g of row r;
+//   mins    4 x 64 bytes: pair i, row r at byte 4 r: the mins of groups 2i and 2i + 1 as
+//           two int16 (vpdpwssd takes them against the activations' group sums);
+//   d, dmin 16 f16 each.
+inline constexpr size_t kQ4KRecordBytes = 2048 + 128 + 256 + 64;
 
 // Quant bytes of one block of 16 rows (n_chunk * 64).
 inline constexpr size_t packed_quant_bytes(DType t) { return t == DType::Q8_0 ? 512 : 256; }
 
 // Bytes from one group's start to the next's.
 inline constexpr size_t packed_group_stride(DType t, size_t n_col) {
+  if (t == DType::Q4_K) return n_col / 256 * kQ4KRecordBytes;
   const size_t n_block = n_col / 32, scales = t == DType::Q4_1 ? 2 : 1;
   return (n_block * (packed_quant_bytes(t) + scales * 2 * kPackRows) + 63) / 64 * 64;
 }
@@ -79,6 +93,28 @@ void pack(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
   }
 }
 
+inline void pack_q4_k(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
+  const size_t n_sb = w.n_col / 256, stride = packed_group_stride(DType::Q4_K, w.n_col);
+  for (size_t g = g_begin; g < g_end; ++g) {
+    for (size_t r = 0; r < kPackRows && g * kPackRows + r < w.n_row; ++r) {
+      const auto* blk = reinterpret_cast<const quant::BlockQ4_K*>(w.row(g * kPackRows + r));
+      for (size_t b = 0; b < n_sb; ++b, ++blk) {
+        std::byte* rec = out + g * stride + b * kQ4KRecordBytes;
+        for (size_t c = 0; c < 32; ++c) std::memcpy(rec + 64 * c + 4 * r, blk->qs + 4 * c, 4);
+        for (int j = 0; j < 8; ++j) {
+          uint8_t scale = 0, min = 0;
+          quant::unpack_scale_min_k4(blk->scales, j, scale, min);
+          rec[2048 + 16 * j + r] = std::byte(scale);
+          const int16_t m16 = int16_t(min);
+          std::memcpy(rec + 2048 + 128 + 64 * (j / 2) + 4 * r + 2 * (j % 2), &m16, 2);
+        }
+        std::memcpy(rec + 2048 + 128 + 256 + 2 * r, &blk->d_f16, 2);
+        std::memcpy(rec + 2048 + 128 + 256 + 32 + 2 * r, &blk->dmin_f16, 2);
+      }
+    }
+  }
+}
+
 }  // namespace packed_detail
 
 // Writes groups [g_begin, g_end) of w's x16 copy into `out`: the whole copy's start, 64-byte
@@ -89,6 +125,7 @@ inline void pack_groups(const MatrixView& w, std::byte* out, size_t g_begin, siz
     case DType::Q4_0: packed_detail::pack<2, 4, false>(w, out, g_begin, g_end); break;
     case DType::Q4_1: packed_detail::pack<4, 4, true>(w, out, g_begin, g_end); break;
     case DType::Q8_0: packed_detail::pack<2, 8, false>(w, out, g_begin, g_end); break;
+    case DType::Q4_K: packed_detail::pack_q4_k(w, out, g_begin, g_end); break;
     default: break;
   }
 }

@@ -104,8 +104,10 @@ class Model {
     p.kv_bytes = p.kv_bytes_per_token * n_ctx * n_seq_max;
     const uint64_t per_token = 2ull * h.n_embd + 2ull * h.n_embd_q() + 2ull * h.n_embd_kv() + 2ull * h.n_ff;
     const uint64_t n_logit_rows = n_seq_max + std::min(n_seq_max, n_batch);
-    p.scratch_bytes = (per_token * n_batch + n_logit_rows * h.n_vocab + 2ull * (n_ctx + h.head_dim)) * sizeof(float) +
-                      16ull * n_batch;
+    p.scratch_bytes =
+        (per_token * n_batch + n_logit_rows * h.n_vocab + 2ull * (h.n_head / h.n_head_kv) * (n_ctx + h.head_dim)) *
+            sizeof(float) +
+        16ull * n_batch;
     return p;
   }
 
