@@ -97,8 +97,11 @@ inline void pack_q4_k(const MatrixView& w, std::byte* out, size_t g_begin, size_
   const size_t n_sb = w.n_col / 256, stride = packed_group_stride(DType::Q4_K, w.n_col);
   for (size_t g = g_begin; g < g_end; ++g) {
     for (size_t r = 0; r < kPackRows && g * kPackRows + r < w.n_row; ++r) {
-      const auto* blk = reinterpret_cast<const quant::BlockQ4_K*>(w.row(g * kPackRows + r));
-      for (size_t b = 0; b < n_sb; ++b, ++blk) {
+      const std::byte* row = w.row(g * kPackRows + r);  // any alignment: blocks are copied out
+      for (size_t b = 0; b < n_sb; ++b) {
+        quant::BlockQ4_K block;
+        std::memcpy(&block, row + b * sizeof(block), sizeof(block));
+        const quant::BlockQ4_K* blk = &block;
         std::byte* rec = out + g * stride + b * kQ4KRecordBytes;
         for (size_t c = 0; c < 32; ++c) std::memcpy(rec + 64 * c + 4 * r, blk->qs + 4 * c, 4);
         for (int j = 0; j < 8; ++j) {
