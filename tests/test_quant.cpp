@@ -275,13 +275,14 @@ TEST_CASE_TEMPLATE("dequantize matches the gguf package bit for bit", F, EMBER_D
   }
 }
 
-TEST_CASE_TEMPLATE("quantize matches the gguf package bit for bit", F, EMBER_NUMPY_QUANTIZE_FORMATS) {
-  constexpr DType t = F::dtype;
+// Quantizes the floats of `in_file` three ways (quantize_row; typed, to a destination
+// `offset` bytes off; block by block from a misaligned source) and compares each with the
+// bytes of `out_file`.
+template <DType t>
+void check_quantizer(const std::string& in_file, const std::string& out_file, size_t offset) {
   using Traits = quant::BlockTraits<t>;
-  const std::string stem = lower_name(t);
-  CAPTURE(stem);
-  const std::vector<float> x = as_floats(read_vector_file(stem + ".quant.in"));
-  const std::vector<unsigned char> want = read_vector_file(stem + ".quant.out");
+  const std::vector<float> x = as_floats(read_vector_file(in_file));
+  const std::vector<unsigned char> want = read_vector_file(out_file);
   const size_t n = x.size();
   REQUIRE(n > 0);
   REQUIRE(want.size() == ember::row_bytes(t, n));
@@ -294,34 +295,6 @@ TEST_CASE_TEMPLATE("quantize matches the gguf package bit for bit", F, EMBER_NUM
     check_same_bytes(got, want, Traits::block_bytes);
   }
   SUBCASE("typed, to a misaligned destination") {
-    const size_t offset = 1;
-    std::vector<unsigned char> shifted(want.size() + offset);
-    quant::quantize<t>(x.data(), shifted.data() + offset, n / Traits::block_size);
-    const std::vector<unsigned char> got(shifted.begin() + offset, shifted.end());
-    check_same_bytes(got, want, Traits::block_bytes);
-  }
-}
-
-TEST_CASE_TEMPLATE("K-quant quantization matches llama.cpp byte for byte", F, EMBER_LLAMACPP_QUANTIZE_FORMATS) {
-  constexpr DType t = F::dtype;
-  using Traits = quant::BlockTraits<t>;
-  const std::string stem = lower_name(t);
-  CAPTURE(stem);
-  const std::vector<float> x = as_floats(read_vector_file("kquant.llamacpp.in"));
-  const std::vector<unsigned char> want = read_vector_file(stem + ".llamacpp.out");
-  const size_t n = x.size();
-  REQUIRE(n > 0);
-  REQUIRE(want.size() == ember::row_bytes(t, n));
-  REQUIRE(quant::can_quantize(t));
-
-  SUBCASE("quantize_row") {
-    std::vector<unsigned char> got(want.size());
-    const auto result = quant::quantize_row(t, x.data(), got.data(), n);
-    REQUIRE_MESSAGE(result.ok(), message_of(result));
-    check_same_bytes(got, want, Traits::block_bytes);
-  }
-  SUBCASE("typed, to a misaligned destination") {
-    const size_t offset = 3;
     std::vector<unsigned char> shifted(want.size() + offset);
     quant::quantize<t>(x.data(), shifted.data() + offset, n / Traits::block_size);
     const std::vector<unsigned char> got(shifted.begin() + offset, shifted.end());
@@ -338,6 +311,18 @@ TEST_CASE_TEMPLATE("K-quant quantization matches llama.cpp byte for byte", F, EM
     }
     check_same_bytes(got, want, Traits::block_bytes);
   }
+}
+
+TEST_CASE_TEMPLATE("quantize matches the gguf package bit for bit", F, EMBER_NUMPY_QUANTIZE_FORMATS) {
+  const std::string stem = lower_name(F::dtype);
+  CAPTURE(stem);
+  check_quantizer<F::dtype>(stem + ".quant.in", stem + ".quant.out", 1);
+}
+
+TEST_CASE_TEMPLATE("K-quant quantization matches llama.cpp byte for byte", F, EMBER_LLAMACPP_QUANTIZE_FORMATS) {
+  const std::string stem = lower_name(F::dtype);
+  CAPTURE(stem);
+  check_quantizer<F::dtype>("kquant.llamacpp.in", stem + ".llamacpp.out", 3);
 }
 
 // numpy has no Q8_1: its quants and d must equal Q8_0's, and s = d * sum(q)
