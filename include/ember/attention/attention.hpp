@@ -18,24 +18,18 @@ namespace ember {
 // once per group rather than once per head; a matmul's outputs do not depend on how many
 // tokens it takes (kernels/), so the bits are those of one head at a time.
 // With an F16 cache the other operand of each product is taken at f16 precision too (the
-// queries, then the probabilities), as llama.cpp's f16 dot products do, so logits agree.
-// Scratch: `scores` holds group * n_pos floats, `q_tmp` group * head_dim floats.
+// queries, then the probabilities), as llama.cpp's f16 dot products do, so logits agree: every
+// backend's matmul rounds the activations of F16 weights to f16 itself (kernels/), so nothing
+// is rounded here.
+// Scratch: `scores` holds group * n_pos floats.
 template <class Backend>
 void attend_group(const KvCache& cache, size_t layer, size_t kv_head, size_t head_dim, size_t group, const float* q,
-                  size_t n_pos, float* scores, float* q_tmp, float* out, size_t first = 0) {
-  const bool f16 = cache.dtype() == DType::F16;
-  const float* query = q;
-  if (f16) {
-    for (size_t d = 0; d < group * head_dim; ++d) q_tmp[d] = f16_to_f32(f32_to_f16(q[d]));
-    query = q_tmp;
-  }
-  Backend::matmul(cache.keys(layer, kv_head, head_dim, n_pos, first), query, head_dim, group, scores, n_pos, 0, n_pos);
+                  size_t n_pos, float* scores, float* out, size_t first = 0) {
+  Backend::matmul(cache.keys(layer, kv_head, head_dim, n_pos, first), q, head_dim, group, scores, n_pos, 0, n_pos);
   for (size_t g = 0; g < group; ++g) {
     float* s = scores + g * n_pos;
     Backend::scale(s, 1.0f / std::sqrt(float(head_dim)), n_pos);
     Backend::softmax(s, n_pos);
-    if (f16)
-      for (size_t j = 0; j < n_pos; ++j) s[j] = f16_to_f32(f32_to_f16(s[j]));
   }
   Backend::matmul(cache.values_transposed(layer, kv_head, head_dim, n_pos, first), scores, n_pos, group, out, head_dim,
                   0, head_dim);
@@ -44,8 +38,8 @@ void attend_group(const KvCache& cache, size_t layer, size_t kv_head, size_t hea
 // One query head: attend_group with a group of one.
 template <class Backend>
 void attend_head(const KvCache& cache, size_t layer, size_t kv_head, size_t head_dim, const float* q, size_t n_pos,
-                 float* scores, float* q_tmp, float* out, size_t first = 0) {
-  attend_group<Backend>(cache, layer, kv_head, head_dim, 1, q, n_pos, scores, q_tmp, out, first);
+                 float* scores, float* out, size_t first = 0) {
+  attend_group<Backend>(cache, layer, kv_head, head_dim, 1, q, n_pos, scores, out, first);
 }
 
 }  // namespace ember

@@ -146,7 +146,7 @@ class Session {
     tok_.resize(B);
     advanced_.resize(cfg_.n_seq_max);
     n_tasks_ = std::max<size_t>(1, cfg_.executor.n_threads());
-    scores_.resize(n_tasks_ * (h.n_head / h.n_head_kv) * (cfg_.n_ctx + h.head_dim));
+    scores_.resize(n_tasks_ * (h.n_head / h.n_head_kv) * cfg_.n_ctx);
     fingerprint_ = state::model_fingerprint(model);
   }
 
@@ -1063,11 +1063,11 @@ class Session {
       const size_t group = h.n_head / h.n_head_kv, n_pairs = n * h.n_head_kv;
       const size_t n_tasks = std::min(n_tasks_, n_pairs);
       cfg_.executor.for_each(n_tasks, [&](size_t task) {
-        float* scores = scores_.data() + task * group * (cfg_.n_ctx + hd);
+        float* scores = scores_.data() + task * group * cfg_.n_ctx;
         for (size_t p = n_pairs * task / n_tasks; p < n_pairs * (task + 1) / n_tasks; ++p) {
           const size_t t = p / h.n_head_kv, g = p % h.n_head_kv, at = t * Dq + g * group * hd;
-          attend_group<Backend>(cache_, l, g, hd, group, q_.data() + at, batch_pos_[t] + 1, scores,
-                                scores + group * cfg_.n_ctx, att_.data() + at, first_row(batch_seq_[t]));
+          attend_group<Backend>(cache_, l, g, hd, group, q_.data() + at, batch_pos_[t] + 1, scores, att_.data() + at,
+                                first_row(batch_seq_[t]));
         }
       });
       matmul(L.wo, att_.data(), n, xn_.data());
@@ -1124,7 +1124,7 @@ class Session {
   std::vector<TokenId> tok_;                     // (n_batch) tokens of a multi-sequence batch
   std::vector<size_t> advanced_;                 // (n_seq_max) positions a multi-sequence decode added
   std::vector<float> out_;                       // (min(n_seq_max, n_batch), n_vocab) multi-sequence logits
-  std::vector<float> scores_;  // (n_tasks, group * (n_ctx + head_dim)) attention probabilities, query copies
+  std::vector<float> scores_;  // (n_tasks, group * n_ctx) attention probabilities
   std::vector<float> logits_;  // (n_seq_max, n_vocab) of each sequence's last decoded token
   std::vector<float> all_logits_;
 };
