@@ -28,6 +28,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ember/attention/attention.hpp"
 #include "ember/core/half.hpp"
 #include "ember/kernels/kernels.hpp"
 #include "ember/kernels/packed.hpp"
@@ -885,6 +886,66 @@ double rel_error(double got, double want, double floor) {
     return got == want ? 0.0 : std::numeric_limits<double>::infinity();
   }
   return std::fabs(got - want) / (std::fabs(want) + floor);
+}
+
+// ------------------------------------------------------------- attention
+
+// attend_group over a cache filled with random keys and values: Highway's fused kernel
+// (Highway::attend) against Reference's matmul path in double. Both take the queries and the
+// probabilities at f16 precision; they differ in summation order only, which can move a
+// probability across an f16 rounding boundary (one f16 ulp of p, 2^-11 relative, times |v| <= 1).
+TEST_CASE("kernels: fused f16 attention matches Reference on every Highway target") {
+  struct Case {
+    size_t head_dim, group, n_pos;
+  };
+  const Case cases[] = {{64, 8, 1},  {64, 8, 17},  {64, 3, 100}, {128, 4, 515}, {64, 16, 1030},
+                        {32, 1, 33}, {256, 2, 70}, {64, 9, 600}, {80, 2, 40},   {64, 17, 20}};
+  constexpr double kBudget = 2e-4;  // absolute, outputs of magnitude <= 1
+  Rng rng{7};
+  for (const std::string& target : Highway::available_targets()) {
+    REQUIRE(Highway::force_target(target));
+    double target_worst = 0;
+    for (const Case& c : cases) {
+      const size_t first = 3, n_ctx = c.n_pos + 7, n_kv = 2;
+      ember::KvCache cache(DType::F16, 2, n_ctx, n_kv * c.head_dim);
+      std::vector<float> k(n_kv * c.head_dim), v(k.size());
+      for (size_t l = 0; l < 2; ++l)
+        for (size_t p = 0; p < n_ctx; ++p) {
+          k = random_floats(k.size(), rng);
+          v = random_floats(v.size(), rng);
+          cache.store(l, p, k.data(), v.data());
+        }
+      const std::vector<float> q = random_floats(c.group * c.head_dim, rng, -2, 2);
+      std::vector<float> scores(c.group * n_ctx, 123.0f), out(q.size(), 9.0f), expect(q.size());
+      ember::attend_group<Reference>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), expect.data(),
+                                     first);
+      ember::attend_group<Highway>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), out.data(),
+                                   first);
+      double worst = 0;
+      for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::fabs(double(out[i]) - expect[i]));
+      // Which path ran: the kernel takes head_dim a multiple of the lanes up to 256 (as 2, 4, 8 or 16
+      // vectors: not 256 on AVX2's 8 lanes), groups up to 16, on the vector targets.
+      const bool fused = Highway::attend(cache.keys(1, 1, c.head_dim, c.n_pos, first),
+                                         cache.values_transposed(1, 1, c.head_dim, c.n_pos, first), q.data(), c.group,
+                                         0.125f, scores.data(), out.data());
+      INFO(target, " head_dim=", c.head_dim, " group=", c.group, " n_pos=", c.n_pos, " fused=", fused);
+      CHECK(worst <= kBudget);
+      target_worst = std::max(target_worst, worst);
+      if (target != "SCALAR" && target != "EMU128")
+        CHECK(fused == (c.head_dim != 80 && c.group <= 16 && !(target == "AVX2" && c.head_dim == 256)));
+      // The same inputs give the same bits, whatever the scratch held.
+      std::vector<float> again(q.size());
+      std::fill(scores.begin(), scores.end(), -7.0f);
+      ember::attend_group<Highway>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), again.data(),
+                                   first);
+      std::vector<float> once(q.size());
+      ember::attend_group<Highway>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), once.data(),
+                                   first);
+      CHECK(std::memcmp(again.data(), once.data(), again.size() * sizeof(float)) == 0);
+    }
+    MESSAGE("attention ", target, ": worst difference from Reference ", target_worst);
+  }
+  Highway::reset_target();
 }
 
 TEST_CASE("kernels: vector ops match Reference") {

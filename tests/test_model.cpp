@@ -295,12 +295,13 @@ TEST_CASE("SmolLM2: teacher-forced top-1 agrees with llama.cpp as well as llama.
   REQUIRE(top1.size() == ids.size());
   REQUIRE(margins.size() == ids.size());
   std::vector<TokenId> tokens(ids.begin(), ids.end());
-  // With the file's layout the Q4_1 kernel sums in ggml's order (8 float lanes per row, added
-  // at the end) and agrees with llama.cpp at 251 positions. The row-interleaved layout (the
-  // default) sums each block exactly in int32 and adds blocks in order, as the double-precision
-  // Reference backend does: both agree at 246 positions (Model<Reference>, measured 2026-11-26;
-  // 30 s, too slow to repeat here), two below llama.cpp's self-agreement. Everywhere outside
-  // the tie band both layouts must choose as llama.cpp does.
+  // Positions inside llama.cpp's tie band flip with any change of summation order: llama.cpp
+  // itself moves 8 of them between its two attention paths. Measured (2026-11-26): the
+  // double-precision Reference backend agrees at 246 positions (Model<Reference>, 30 s, too
+  // slow to repeat here); Highway at 251 (file layout) and 246 (row-interleaved) with the
+  // matmul attention path, 247 and 248 with the fused attention kernel. So the count is held
+  // to the least of llama.cpp's self-agreement and Reference's, and everywhere outside the tie
+  // band both layouts must choose as llama.cpp does.
   constexpr int kReferenceAgreement = 246;
   for (bool pack : {false, true}) {
     auto m = ember::Model<kernels::Highway>::load(path, {.pack_weights = pack});
@@ -319,7 +320,7 @@ TEST_CASE("SmolLM2: teacher-forced top-1 agrees with llama.cpp as well as llama.
       }
       MESSAGE(std::string(pack ? "row-interleaved" : "file layout"), ": top-1 agreement with llama.cpp: ", agree,
               "/256 (llama.cpp with itself: ", self_fa, " flash attention on/off, ", self_batch, " batch 1/512)");
-      CHECK(agree >= std::min({self_fa, self_batch, pack ? kReferenceAgreement : 256}));
+      CHECK(agree >= std::min({self_fa, self_batch, kReferenceAgreement}));
     }
   }
 }

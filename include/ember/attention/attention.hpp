@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 
 #include "ember/attention/kv_cache.hpp"
@@ -22,13 +23,26 @@ namespace ember {
 // backend's matmul rounds the activations of F16 weights to f16 itself (kernels/), so nothing
 // is rounded here.
 // Scratch: `scores` holds group * n_pos floats.
+// A backend may compute a whole group in one kernel (Highway::attend); others take the
+// matmul path below.
+template <class Backend>
+concept FusedAttention = requires(const kernels::MatrixView& m, const float* q, float* s) {
+  { Backend::attend(m, m, q, size_t{1}, 1.0f, s, s) } -> std::same_as<bool>;
+};
+
 template <class Backend>
 void attend_group(const KvCache& cache, size_t layer, size_t kv_head, size_t head_dim, size_t group, const float* q,
                   size_t n_pos, float* scores, float* out, size_t first = 0) {
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  if constexpr (FusedAttention<Backend>) {
+    if (Backend::attend(cache.keys(layer, kv_head, head_dim, n_pos, first),
+                        cache.values_transposed(layer, kv_head, head_dim, n_pos, first), q, group, scale, scores, out))
+      return;
+  }
   Backend::matmul(cache.keys(layer, kv_head, head_dim, n_pos, first), q, head_dim, group, scores, n_pos, 0, n_pos);
   for (size_t g = 0; g < group; ++g) {
     float* s = scores + g * n_pos;
-    Backend::scale(s, 1.0f / std::sqrt(float(head_dim)), n_pos);
+    Backend::scale(s, scale, n_pos);
     Backend::softmax(s, n_pos);
   }
   Backend::matmul(cache.values_transposed(layer, kv_head, head_dim, n_pos, first), scores, n_pos, group, out, head_dim,

@@ -41,6 +41,7 @@
 #define EMBER_KERNELS_HIGHWAY_INL_H_
 #endif
 
+#include <hwy/cache_control.h>
 #include <hwy/contrib/math/math-inl.h>
 #include <hwy/highway.h>
 
@@ -98,6 +99,10 @@ HWY_INLINE VF DotGroup(DF d, const VF w0, const VF w1, const VF w2, const VF w3,
   return hn::MulAdd(w3, hn::LoadU(d, x + 3 * N), p);
 }
 
+// How far ahead dense rows are prefetched, in elements (a few KiB; the attention's keys and
+// values are read once per token from a cache far larger than L2).
+constexpr size_t kDenseAhead = 2048;
+
 template <size_t kTok, typename WT>
 HWY_INLINE void DenseRow(const WT* HWY_RESTRICT w, size_t n, const float* HWY_RESTRICT x, size_t x_stride,
                          float* HWY_RESTRICT y, size_t y_stride) {
@@ -107,6 +112,8 @@ HWY_INLINE void DenseRow(const WT* HWY_RESTRICT w, size_t n, const float* HWY_RE
   for (size_t k = 0; k < kTok; ++k) acc[k] = hn::Zero(d);
   size_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
+    // Long rows (the attention's transposed values) are read ahead within the row.
+    if (i + kDenseAhead < n) hwy::Prefetch(w + i + kDenseAhead);
     const VF w0 = LoadWeights(d, w + i);
     const VF w1 = LoadWeights(d, w + i + N);
     const VF w2 = LoadWeights(d, w + i + 2 * N);
@@ -453,7 +460,15 @@ template <typename WT>
 HWY_INLINE void DenseRows(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y, size_t y_stride,
                           size_t r_begin, size_t r_end) {
   const size_t n = w.n_col;
+  // Short rows (the attention's keys: one head's slice of each position) are prefetched
+  // whole, some rows ahead; long ones have their start prefetched one row ahead.
+  const size_t row_bytes = n * sizeof(WT), ahead = row_bytes >= 4096 ? 1 : 4096 / row_bytes;
+  const size_t head_bytes = row_bytes < 4096 ? row_bytes : 4096;
   for (size_t r = r_begin; r < r_end; ++r) {
+    if (r + ahead < r_end) {
+      const auto* next = reinterpret_cast<const char*>(w.row(r + ahead));
+      for (size_t b = 0; b < head_bytes; b += 64) hwy::Prefetch(next + b);
+    }
     const WT* row = reinterpret_cast<const WT*>(w.row(r));
     size_t t = 0;
     for (; t + kMaxTok <= n_tok; t += kMaxTok) {
@@ -688,6 +703,177 @@ void SiluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
     std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
   }
 }
+
+// ------------------------------------------------------------ attention
+
+// Decode attention over an f16 cache (attention/attention.hpp's attend_group, its fast
+// path): the `group` query heads of one KV head against n_pos keys (rows of `keys`, head_dim
+// each) and values (rows of `values_t`, one per dimension, n_pos each). The same arithmetic
+// as the matmul path — queries and probabilities rounded to f16, each product exact in f32 —
+// in other orders: 16 (a vector's lanes of) keys at a time, whose dot products are summed
+// pairwise across vectors with no horizontal sum per key; values with 2 accumulators per head.
+// The bits depend on the inputs alone (not on threads or batches). False where the shapes do
+// not fit (head_dim not a multiple of the lanes or above 256, groups above 16, the scalar
+// target): the caller takes the matmul path.
+#if HWY_TARGET != HWY_SCALAR
+constexpr size_t kAttnMaxHeadDim = 256, kAttnMaxGroup = 16;
+
+// Lane i of the result = the sum of v[i]'s lanes, for the kN vectors v[0..kN): log2(kN)
+// rounds of adjacent-lane sums (ConcatEven + ConcatOdd). Overwrites v.
+template <size_t kN>
+HWY_INLINE VF SumEach(DF d, VF* v) {
+  for (size_t n = kN; n > 1; n /= 2)
+    for (size_t i = 0; i < n / 2; ++i)
+      v[i] = hn::Add(hn::ConcatEven(d, v[2 * i + 1], v[2 * i]), hn::ConcatOdd(d, v[2 * i + 1], v[2 * i]));
+  return v[0];
+}
+
+// Positions per pass over the values: one pass reads kG rows of this many probabilities
+// (16 KiB for 8 heads, held in L1) against every value row, then the next pass the next ones.
+constexpr size_t kAttnChunk = 512, kAttnAheadRows = 4;
+
+// out[g][dim] = sum_j p[g][j] * v[dim][j] for kG heads, `out` zeroed by the caller: each
+// value row is read once for all heads, kAttnChunk positions at a time (two accumulators per
+// head); each chunk's sum is added to out in chunk order.
+template <size_t kG>
+HWY_INLINE void AttendValues(const MatrixView& values_t, const float* p, size_t n_pos, float* out, size_t out_stride) {
+  const DF d;
+  constexpr size_t kN = hn::MaxLanes(DF());
+  // The chunk's probabilities, copied to rows a little over 2 KiB apart: rows n_pos floats
+  // apart often share their low 12 address bits, and 8 such streams overflow an L1 set.
+  constexpr size_t kStride = kAttnChunk + 16;
+  HWY_ALIGN float pc[kG * kStride];
+  for (size_t j0 = 0; j0 < n_pos; j0 += kAttnChunk) {
+    const size_t j1 = n_pos - j0 < kAttnChunk ? n_pos : j0 + kAttnChunk;
+    for (size_t g = 0; g < kG; ++g) std::memcpy(pc + g * kStride, p + g * n_pos + j0, (j1 - j0) * sizeof(float));
+    for (size_t dim = 0; dim < values_t.n_row; ++dim) {
+      const auto* v = reinterpret_cast<const hwy::float16_t*>(values_t.row(dim));
+      // The piece of this chunk kAttnAheadRows rows on (at the start of a chunk, the first
+      // rows' too): rows are far apart, and one row's piece is too short to hide a miss.
+      for (size_t r = dim == 0 ? 1 : dim + kAttnAheadRows; r <= dim + kAttnAheadRows && r < values_t.n_row; ++r) {
+        const auto* next = reinterpret_cast<const char*>(values_t.row(r) + 2 * j0);
+        for (size_t b = 0; b < 2 * (j1 - j0); b += 64) hwy::Prefetch(next + b);
+      }
+      VF acc[kG][2];
+      for (size_t g = 0; g < kG; ++g) acc[g][0] = acc[g][1] = hn::Zero(d);
+      size_t j = j0;
+      for (; j + 2 * kN <= j1; j += 2 * kN) {
+        const VF v0 = LoadWeights(d, v + j), v1 = LoadWeights(d, v + j + kN);
+        const float* pj = pc + (j - j0);
+        for (size_t g = 0; g < kG; ++g) {
+          acc[g][0] = hn::MulAdd(v0, hn::Load(d, pj + g * kStride), acc[g][0]);
+          acc[g][1] = hn::MulAdd(v1, hn::Load(d, pj + g * kStride + kN), acc[g][1]);
+        }
+      }
+      if (j < j1) {  // zero-padded: the padding adds exact zeros
+        const size_t rem = j1 - j;
+        hwy::float16_t vb[2 * kN];
+        std::memset(static_cast<void*>(vb), 0, sizeof(vb));
+        std::memcpy(static_cast<void*>(vb), v + j, rem * sizeof(hwy::float16_t));
+        const VF v0 = LoadWeights(d, vb), v1 = LoadWeights(d, vb + kN);
+        HWY_ALIGN float pb[2 * kN] = {};
+        for (size_t g = 0; g < kG; ++g) {
+          std::memcpy(pb, pc + g * kStride + (j - j0), rem * sizeof(float));
+          acc[g][0] = hn::MulAdd(v0, hn::Load(d, pb), acc[g][0]);
+          acc[g][1] = hn::MulAdd(v1, hn::Load(d, pb + kN), acc[g][1]);
+        }
+      }
+      for (size_t g = 0; g < kG; ++g)
+        out[g * out_stride + dim] += hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[g][0], acc[g][1])));
+    }
+  }
+}
+
+// scores[g][j] = scale * qr[g] . k[j] for all heads, kN keys at a time: the keys widened once
+// into `tile`, then each head's kN dot products summed across the tile's vectors. kNC vectors
+// per row.
+template <size_t kNC>
+HWY_INLINE void AttendScores(const MatrixView& keys, const float* qr, size_t group, float scale, float* scores) {
+  const DF d;
+  constexpr size_t kN = hn::MaxLanes(DF()), hd = kNC * kN;
+  const size_t n_pos = keys.n_row;
+  HWY_ALIGN float tile[kN * hd];
+  for (size_t j0 = 0; j0 < n_pos; j0 += kN) {
+    const size_t nk = n_pos - j0 < kN ? n_pos - j0 : kN;
+    for (size_t i = 0; i < kN && j0 + 2 * kN + i < n_pos; ++i) {  // keys are rows far apart
+      const auto* ahead = reinterpret_cast<const char*>(keys.row(j0 + 2 * kN + i));
+      for (size_t b = 0; b < hd * sizeof(hwy::float16_t); b += 64) hwy::Prefetch(ahead + b);
+    }
+    for (size_t i = 0; i < kN; ++i) {
+      const auto* k = reinterpret_cast<const hwy::float16_t*>(keys.row(j0 + (i < nk ? i : 0)));
+      for (size_t c = 0; c < kNC; ++c)
+        hn::Store(i < nk ? LoadWeights(d, k + c * kN) : hn::Zero(d), d, tile + i * hd + c * kN);
+    }
+    for (size_t g = 0; g < group; ++g) {
+      const float* qg = qr + g * hd;
+      VF qv[kNC];
+      for (size_t c = 0; c < kNC; ++c) qv[c] = hn::Load(d, qg + c * kN);
+      VF acc[kN];
+      for (size_t i = 0; i < kN; ++i) {
+        VF a = hn::MulAdd(hn::Load(d, tile + i * hd), qv[0], hn::Zero(d));
+        for (size_t c = 1; c < kNC; ++c) a = hn::MulAdd(hn::Load(d, tile + i * hd + c * kN), qv[c], a);
+        acc[i] = a;
+      }
+      const VF sv = hn::Mul(SumEach<kN>(d, acc), hn::Set(d, scale));
+      if (nk == kN) {
+        hn::StoreU(sv, d, scores + g * n_pos + j0);
+      } else {
+        HWY_ALIGN float buf[kN];
+        hn::Store(sv, d, buf);
+        std::memcpy(scores + g * n_pos + j0, buf, nk * sizeof(float));
+      }
+    }
+  }
+}
+
+bool AttendF16(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+               float* scores, float* out) {
+  constexpr size_t kN = hn::MaxLanes(DF());
+  const size_t hd = keys.n_col, n_pos = keys.n_row, nc = hd / kN;
+  if (keys.dtype != DType::F16 || values_t.dtype != DType::F16 || hd % kN != 0 ||
+      (nc != 2 && nc != 4 && nc != 8 && nc != 16) || hd > kAttnMaxHeadDim || group > kAttnMaxGroup || group == 0 ||
+      n_pos == 0)
+    return false;
+  HWY_ALIGN float qr[kAttnMaxGroup * kAttnMaxHeadDim];
+  for (size_t g = 0; g < group; ++g) RoundToF16(q + g * hd, qr + g * hd, hd);
+  switch (nc) {
+    case 2: AttendScores<2>(keys, qr, group, scale, scores); break;
+    case 4: AttendScores<4>(keys, qr, group, scale, scores); break;
+    case 8: AttendScores<8>(keys, qr, group, scale, scores); break;
+    default: AttendScores<16>(keys, qr, group, scale, scores); break;
+  }
+  // Probabilities, rounded to f16 as the matmul path's activations are.
+  HWY_ALIGN float rounded[256];
+  for (size_t g = 0; g < group; ++g) {
+    float* s = scores + g * n_pos;
+    Softmax(s, n_pos);
+    for (size_t j = 0; j < n_pos; j += 256) {
+      const size_t m = n_pos - j < 256 ? n_pos - j : 256;
+      RoundToF16(s + j, rounded, m);
+      std::memcpy(s + j, rounded, m * sizeof(float));
+    }
+  }
+  std::memset(out, 0, group * hd * sizeof(float));
+  for (size_t g0 = 0; g0 < group; g0 += 8) {
+    const size_t ng = group - g0 < 8 ? group - g0 : 8;
+    const float* p = scores + g0 * n_pos;
+    float* o = out + g0 * hd;
+    switch (ng) {
+      case 1: AttendValues<1>(values_t, p, n_pos, o, hd); break;
+      case 2: AttendValues<2>(values_t, p, n_pos, o, hd); break;
+      case 3: AttendValues<3>(values_t, p, n_pos, o, hd); break;
+      case 4: AttendValues<4>(values_t, p, n_pos, o, hd); break;
+      case 5: AttendValues<5>(values_t, p, n_pos, o, hd); break;
+      case 6: AttendValues<6>(values_t, p, n_pos, o, hd); break;
+      case 7: AttendValues<7>(values_t, p, n_pos, o, hd); break;
+      default: AttendValues<8>(values_t, p, n_pos, o, hd); break;
+    }
+  }
+  return true;
+}
+#else
+bool AttendF16(const MatrixView&, const MatrixView&, const float*, size_t, float, float*, float*) { return false; }
+#endif
 
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 

@@ -46,6 +46,14 @@ struct Highway {
   static void scale(float* x, float s, size_t n);
   static void rmsnorm(const float* x, const float* weight, float* out, size_t n, float eps);
   static void softmax(float* x, size_t n);
+  // Attention of `group` query heads over an F16 cache's keys (n_pos, head_dim) and
+  // transposed values (head_dim, n_pos), scores scaled by `scale`: what attend_group's matmul
+  // path computes (f16-rounded queries and probabilities), in one pass per product. False,
+  // with nothing written, where it does not apply (other formats, head_dim not a multiple of
+  // the vector lanes or above 256, more than 16 heads per group, the scalar target).
+  // Scratch: `scores` holds group * n_pos floats.
+  static bool attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+                     float* scores, float* out);
   static void silu_mul(float* gate, const float* up, size_t n);
   static void rope(float* x, size_t n_head, size_t head_dim, size_t n_rot, int32_t pos, float freq_base);
   static void rope_neox(float* x, size_t n_head, size_t head_dim, size_t n_rot, int32_t pos, float freq_base);

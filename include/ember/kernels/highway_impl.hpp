@@ -63,6 +63,7 @@ HWY_EXPORT(Add);
 HWY_EXPORT(Scale);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Softmax);
+HWY_EXPORT(AttendF16);
 HWY_EXPORT(SiluMul);
 HWY_EXPORT(TargetName);
 
@@ -196,6 +197,11 @@ void Highway::rmsnorm(const float* x, const float* weight, float* out, size_t n,
 }
 
 void Highway::softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
+
+bool Highway::attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+                     float* scores, float* out) {
+  return HWY_DYNAMIC_DISPATCH(AttendF16)(keys, values_t, q, group, scale, scores, out);
+}
 
 void Highway::silu_mul(float* gate, const float* up, size_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n); }
 

@@ -1,0 +1,87 @@
+// Decode attention throughput, one thread: the query heads of every KV head of one
+// TinyLlama-shaped layer (32 query heads, 4 KV heads, head_dim 64) attend over N cached
+// positions (f16 or f32 cache), as one decode step does per layer. Prints the time per layer
+// and the cache bytes read per second (each step reads every key and value of the layer once);
+// a 22-layer model's decode at depth N spends 22 times that per token, split over the threads.
+// Each depth runs Highway's fused attention kernel (Highway::attend), then the matmul path it
+// replaces (two Highway matmuls with softmax between), for comparison in the same run.
+//
+//   attention_bench [--seconds=S] [--f32] [N ...]      (default N: 512 4096)
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#define EMBER_IMPLEMENTATION
+#include "ember/attention/attention.hpp"
+#include "ember/kernels/kernels.hpp"
+
+namespace {
+
+// Highway without its fused kernel: attend_group takes the matmul path.
+struct MatmulPath {
+  static void matmul(const ember::kernels::MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y,
+                     size_t y_stride, size_t r_begin, size_t r_end) {
+    ember::kernels::Highway::matmul(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end);
+  }
+  static void scale(float* x, float s, size_t n) { ember::kernels::Highway::scale(x, s, n); }
+  static void softmax(float* x, size_t n) { ember::kernels::Highway::softmax(x, n); }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 0.5;
+  ember::DType dtype = ember::DType::F16;
+  std::vector<size_t> depths;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--seconds=", 10) == 0)
+      seconds = std::atof(argv[i] + 10);
+    else if (std::strcmp(argv[i], "--f32") == 0)
+      dtype = ember::DType::F32;
+    else
+      depths.push_back(size_t(std::atol(argv[i])));
+  }
+  if (depths.empty()) depths = {512, 4096};
+  constexpr size_t kHeadDim = 64, kHeads = 32, kKvHeads = 4, kGroup = kHeads / kKvHeads;
+  std::printf("backend %s, %s cache, one thread\n", ember::kernels::Highway::current_target(),
+              dtype == ember::DType::F16 ? "f16" : "f32");
+  for (const size_t n : depths) {
+    ember::KvCache cache(dtype, 1, n, kKvHeads * kHeadDim);
+    std::vector<float> k(kKvHeads * kHeadDim), v(k.size());
+    uint32_t s = 12345;
+    auto rnd = [&] { return float((s = s * 1664525u + 1013904223u) >> 8) * 0x1p-24f - 0.5f; };
+    for (size_t p = 0; p < n; ++p) {
+      for (auto& x : k) x = rnd();
+      for (auto& x : v) x = rnd();
+      cache.store(0, p, k.data(), v.data());
+    }
+    std::vector<float> q(kHeads * kHeadDim), out(q.size()), scores(kGroup * n);
+    for (auto& x : q) x = rnd();
+    auto run = [&](auto backend, const char* what) {
+      using B = decltype(backend);
+      auto layer = [&] {
+        for (size_t g = 0; g < kKvHeads; ++g)
+          ember::attend_group<B>(cache, 0, g, kHeadDim, kGroup, q.data() + g * kGroup * kHeadDim, n, scores.data(),
+                                 out.data() + g * kGroup * kHeadDim);
+      };
+      layer();
+      size_t calls = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      double elapsed = 0;
+      do {
+        layer();
+        ++calls;
+        elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      } while (elapsed < seconds);
+      const double per = elapsed / double(calls);
+      std::printf("N %6zu %-8s %8.1f us per layer, %6.2f GB/s of cache read (checksum %.6f)\n", n, what, per * 1e6,
+                  double(cache.bytes()) / per / 1e9, double(out[0] + out[kHeads * kHeadDim - 1]));
+    };
+    run(ember::kernels::Highway{}, "fused");
+    run(MatmulPath{}, "matmul");
+  }
+  return 0;
+}
