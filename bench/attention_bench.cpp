@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   std::printf("backend %s, %s cache, one thread\n", ember::kernels::Highway::current_target(),
               dtype == ember::DType::F16 ? "f16" : "f32");
   for (const size_t n : depths) {
-    ember::KvCache cache(dtype, 1, n, kKvHeads * kHeadDim);
+    ember::KvCache cache(dtype, 1, n, kKvHeads * kHeadDim, kHeadDim);
     std::vector<float> k(kKvHeads * kHeadDim), v(k.size());
     uint32_t s = 12345;
     auto rnd = [&] { return float((s = s * 1664525u + 1013904223u) >> 8) * 0x1p-24f - 0.5f; };

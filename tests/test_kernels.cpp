@@ -907,7 +907,7 @@ TEST_CASE("kernels: fused f16 attention matches Reference on every Highway targe
     double target_worst = 0;
     for (const Case& c : cases) {
       const size_t first = 3, n_ctx = c.n_pos + 7, n_kv = 2;
-      ember::KvCache cache(DType::F16, 2, n_ctx, n_kv * c.head_dim);
+      ember::KvCache cache(DType::F16, 2, n_ctx, n_kv * c.head_dim, c.head_dim);
       std::vector<float> k(n_kv * c.head_dim), v(k.size());
       for (size_t l = 0; l < 2; ++l)
         for (size_t p = 0; p < n_ctx; ++p) {

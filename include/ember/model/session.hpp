@@ -124,7 +124,8 @@ class Session {
       cfg_.executor = ExecutorRef(*pool_);
     }
     const size_t B = cfg_.n_batch;
-    cache_ = KvCache(kv_dtype(model, cfg_.kv_type), h.n_layer, size_t(cfg_.n_ctx) * cfg_.n_seq_max, h.n_embd_kv());
+    cache_ = KvCache(kv_dtype(model, cfg_.kv_type), h.n_layer, size_t(cfg_.n_ctx) * cfg_.n_seq_max, h.n_embd_kv(),
+                     h.head_dim);
     seqs_.resize(cfg_.n_seq_max);
     for (auto& s : seqs_) s.tokens.reserve(cfg_.n_ctx);
     seqs_[0].active = true;
@@ -1124,8 +1125,8 @@ class Session {
   std::vector<TokenId> tok_;                     // (n_batch) tokens of a multi-sequence batch
   std::vector<size_t> advanced_;                 // (n_seq_max) positions a multi-sequence decode added
   std::vector<float> out_;                       // (min(n_seq_max, n_batch), n_vocab) multi-sequence logits
-  std::vector<float> scores_;  // (n_tasks, group * n_ctx) attention probabilities
-  std::vector<float> logits_;  // (n_seq_max, n_vocab) of each sequence's last decoded token
+  std::vector<float> scores_;                    // (n_tasks, group * n_ctx) attention probabilities
+  std::vector<float> logits_;                    // (n_seq_max, n_vocab) of each sequence's last decoded token
   std::vector<float> all_logits_;
 };
 
