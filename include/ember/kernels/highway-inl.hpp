@@ -184,6 +184,58 @@ HWY_INLINE void QuantizePlanarQ8(const float* HWY_RESTRICT x, size_t n_col, deta
 #endif
 }
 
+// Q8_K activations of one token (K-quant weights), with the bits of quant::quantize_activations
+// (ggml's quantize_row_q8_K_ref): the first element of largest magnitude sets the scale,
+// q = iscale * x rounded to nearest even (cvtps2dq) and clamped, sums of 16 quants.
+HWY_INLINE void QuantizeQ8K(const float* HWY_RESTRICT x, quant::BlockQ8_K* HWY_RESTRICT y, size_t n_col) {
+#if EMBER_HWY_X86
+  const DF d;
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<int8_t, DF> d8;
+  constexpr size_t N = hn::MaxLanes(DF());  // 8 or 16 on x86
+  constexpr size_t kBlock = quant::kSuperBlockSize;
+  for (size_t b = 0; b < n_col / kBlock; ++b, x += kBlock) {
+    quant::BlockQ8_K& out = y[b];
+    VF vmax = hn::Zero(d);
+    auto nan = hn::FirstN(d, 0);
+    for (size_t i = 0; i < kBlock; i += N) {
+      const VF v = hn::LoadU(d, x + i);
+      vmax = hn::Max(vmax, hn::Abs(v));
+      nan = hn::Or(nan, hn::Ne(v, v));
+    }
+    const float amax = hn::GetLane(hn::MaxOfLanes(d, vmax));
+    if (!hn::AllFalse(d, nan) || !(amax > 0.0f) || !(amax <= hwy::HighestValue<float>())) {
+      quant::quantize_activations(x, &out, kBlock);  // zeros, NaNs, infinities: the scalar code's cases
+      continue;
+    }
+    float max = 0.0f;  // the first element whose magnitude is amax, with its sign
+    for (size_t i = 0; i < kBlock; i += N) {
+      const VF v = hn::LoadU(d, x + i);
+      const intptr_t at = hn::FindFirstTrue(d, hn::Eq(hn::Abs(v), hn::Set(d, amax)));
+      if (at >= 0) {
+        max = x[i + size_t(at)];
+        break;
+      }
+    }
+    const float iscale = -127.0f / max;
+    const VF vs = hn::Set(d, iscale);
+    for (size_t g = 0; g < kBlock / 16; ++g) {
+      auto sum = hn::Zero(di);
+      for (size_t i = 16 * g; i < 16 * g + 16; i += N) {
+        auto q = hn::NearestInt(hn::Mul(vs, hn::LoadU(d, x + i)));
+        q = hn::Min(hn::Max(q, hn::Set(di, -128)), hn::Set(di, 127));
+        sum = hn::Add(sum, q);
+        hn::StoreU(hn::DemoteTo(d8, q), d8, out.qs + i);
+      }
+      out.bsums[g] = int16_t(hn::GetLane(hn::SumOfLanes(di, sum)));
+    }
+    out.d = 1.0f / iscale;
+  }
+#else
+  quant::quantize_activations(x, y, n_col);
+#endif
+}
+
 // Activations for F16 weights: rounded to f16 (nearest even) and widened.
 HWY_INLINE void RoundToF16(const float* HWY_RESTRICT x, float* HWY_RESTRICT out, size_t n) {
   size_t i = 0;
@@ -513,11 +565,11 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
       continue;
     }
     if (quant::activation_type(w.dtype) == DType::Q8_K) {
-      // As Reference quantizes them (scalar: a sliver of the matmul's work).
+      // As Reference quantizes them, with vectors (scalar, this was a fifth of Q4_K_M's prefill).
       const quant::BlockQ8_K* blocks[detail::kTokenChunk];
       for (size_t k = 0; k < nt; ++k) {
         auto* out = reinterpret_cast<quant::BlockQ8_K*>(scratch + k * stride);
-        quant::quantize_activations(xt + k * x_stride, out, w.n_col);
+        QuantizeQ8K(xt + k * x_stride, out, w.n_col);
         blocks[k] = out;
       }
       if (w.packed && HasPackedKKernel(w.dtype, vnni)) {
