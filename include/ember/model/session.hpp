@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -994,18 +995,36 @@ class Session {
   void matmul(const MatrixView& w, const float* x, size_t n_tok, float* y, size_t r_begin = 0,
               size_t r_end = SIZE_MAX) {
     r_end = std::min(r_end, w.n_row);
-    const size_t rows = r_end - r_begin;
-    const size_t n_tasks = std::min(n_tasks_, std::max<size_t>(1, rows / 16));
-    // Packed matrices are cut at whole groups of rows (kernels/packed.hpp), or a cut group
-    // would be computed twice.
-    auto cut = [&](size_t i) {
-      const size_t r = r_begin + rows * i / n_tasks;
-      if (!w.packed || i == 0 || i == n_tasks) return r;
-      const size_t g = kernels::kPackRows;
-      return std::clamp((r + g / 2) / g * g, r_begin, r_end);
-    };
-    cfg_.executor.for_each(n_tasks,
-                           [&](size_t i) { Backend::matmul(w, x, w.n_col, n_tok, y, w.n_row, cut(i), cut(i + 1)); });
+    const size_t n_tasks = std::min(n_tasks_, std::max<size_t>(1, (r_end - r_begin) / 16));
+    cfg_.executor.for_each(n_tasks, [&](size_t i) {
+      Backend::matmul(w, x, w.n_col, n_tok, y, w.n_row, cut(w, r_begin, r_end, n_tasks, i),
+                      cut(w, r_begin, r_end, n_tasks, i + 1));
+    });
+  }
+
+  // Several matmuls of the same tokens in one pass over the threads (Q, K and V; gate and
+  // up): task i computes its share of each, so there is one barrier instead of one per matrix.
+  struct Product {
+    const MatrixView& w;
+    float* y;
+  };
+  void matmuls(std::initializer_list<Product> products, const float* x, size_t n_tok) {
+    size_t n_tasks = n_tasks_;
+    for (const Product& p : products) n_tasks = std::min(n_tasks, std::max<size_t>(1, p.w.n_row / 16));
+    cfg_.executor.for_each(n_tasks, [&](size_t i) {
+      for (const Product& p : products)
+        Backend::matmul(p.w, x, p.w.n_col, n_tok, p.y, p.w.n_row, cut(p.w, 0, p.w.n_row, n_tasks, i),
+                        cut(p.w, 0, p.w.n_row, n_tasks, i + 1));
+    });
+  }
+
+  // Where task i of n_tasks starts in rows [r_begin, r_end) of w. Packed matrices are cut at
+  // whole groups of rows (kernels/packed.hpp), or a cut group would be computed twice.
+  static size_t cut(const MatrixView& w, size_t r_begin, size_t r_end, size_t n_tasks, size_t i) {
+    const size_t r = r_begin + (r_end - r_begin) * i / n_tasks;
+    if (!w.packed || i == 0 || i == n_tasks) return r;
+    const size_t g = kernels::kPackRows;
+    return std::clamp((r + g / 2) / g * g, r_begin, r_end);
   }
 
   // Runs n tokens, token t of sequence batch_seq_[t] at position batch_pos_[t], leaving the
@@ -1050,9 +1069,7 @@ class Session {
     const LayerWeights& L = W.layers[l];
     if (s % 2 == 0) {
       for (size_t t = 0; t < n; ++t) Backend::rmsnorm(x_.data() + t * D, L.attn_norm, xn_.data() + t * D, D, h.rms_eps);
-      matmul(L.wq, xn_.data(), n, q_.data());
-      matmul(L.wk, xn_.data(), n, k_.data());
-      matmul(L.wv, xn_.data(), n, v_.data());
+      matmuls({{L.wq, q_.data()}, {L.wk, k_.data()}, {L.wv, v_.data()}}, xn_.data(), n);
       for (size_t t = 0; t < n; ++t) {
         const int32_t pos = int32_t(batch_pos_[t]);
         rope(q_.data() + t * Dq, h.n_head, pos);
@@ -1075,8 +1092,7 @@ class Session {
       for (size_t t = 0; t < n; ++t) Backend::add(x_.data() + t * D, xn_.data() + t * D, D);
     } else {
       for (size_t t = 0; t < n; ++t) Backend::rmsnorm(x_.data() + t * D, L.ffn_norm, xn_.data() + t * D, D, h.rms_eps);
-      matmul(L.w_gate, xn_.data(), n, gate_.data());
-      matmul(L.w_up, xn_.data(), n, up_.data());
+      matmuls({{L.w_gate, gate_.data()}, {L.w_up, up_.data()}}, xn_.data(), n);
       for (size_t t = 0; t < n; ++t) Backend::silu_mul(gate_.data() + t * h.n_ff, up_.data() + t * h.n_ff, h.n_ff);
       matmul(L.w_down, gate_.data(), n, xn_.data());
       for (size_t t = 0; t < n; ++t) Backend::add(x_.data() + t * D, xn_.data() + t * D, D);
