@@ -369,8 +369,10 @@ constexpr bool HasQuantKernel(DType /*t*/) { return true; }
 
 // Whether this target reads w.packed (packed.hpp) for w's format.
 constexpr bool HasPackedKernel(DType t) { return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0; }
-// Q4_K's x16 kernel: AVX-512 VNNI only.
-constexpr bool HasPackedKKernel(DType t, bool vnni) { return HWY_TARGET != HWY_AVX2 && vnni && t == DType::Q4_K; }
+// Q4_K's and Q6_K's x16 kernels: AVX-512 VNNI only.
+constexpr bool HasPackedKKernel(DType t, bool vnni) {
+  return HWY_TARGET != HWY_AVX2 && vnni && (t == DType::Q4_K || t == DType::Q6_K);
+}
 
 HWY_INLINE void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t n_tok, float* y,
                             size_t y_stride, size_t r_begin, size_t r_end) {

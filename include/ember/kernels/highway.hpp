@@ -35,8 +35,8 @@ struct Highway {
 
   static bool supports(DType t);
   // Formats whose matmul reads MatrixView::packed (kernels/packed.hpp) when it is set: Q4_0,
-  // Q4_1 and Q8_0 on x86, and Q4_K where the CPU has AVX-512 VNNI (the AVX2 and AVX-512 targets; the others read
-  // `data`).
+  // Q4_1 and Q8_0 on x86, and Q4_K and Q6_K where the CPU has AVX-512 VNNI (the AVX2 and AVX-512 targets; the others
+  // read `data`).
   static bool packs(DType t);
   static void matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y, size_t y_stride,
                      size_t r_begin, size_t r_end);

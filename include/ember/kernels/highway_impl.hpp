@@ -158,9 +158,9 @@ bool Highway::vnni_enabled() {
 
 bool Highway::packs(DType t) {
 #if HWY_ARCH_X86
-  // Q4_K's x16 kernel needs AVX-512 VNNI; without it the copy would only cost memory.
+  // Q4_K's and Q6_K's x16 kernels need AVX-512 VNNI; without it the copy would only cost memory.
   return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0 ||
-         (t == DType::Q4_K && highway_detail::vnni_available());
+         ((t == DType::Q4_K || t == DType::Q6_K) && highway_detail::vnni_available());
 #else
   (void)t;
   return false;

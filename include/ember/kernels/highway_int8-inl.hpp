@@ -510,12 +510,83 @@ HWY_INLINE void PackedQ4KGroup(const uint8_t* HWY_RESTRICT rec, size_t n_sb, con
     for (size_t h = 0; h < 2; ++h) _mm256_storeu_ps(out[k] + 8 * h, _mm512_cvtpd_ps(sum[k][h]));
 }
 
-// Rows [r_begin, r_end) of a Q4_K matrix with w.packed set, against n_tok (<= kTokenChunk)
+// Q6_K in the x16 layout (packed.hpp), VNNI only, Reference's bits as for Q4_K: per row and
+// super-block the integer isum = sum over groups s of scale_s * sum(a * (q - 32)), computed
+// as sum_s scale_s * sum(a * q) - 32 * sum_s scale_s * bsum_s (q = 0..63 unsigned, as
+// vpdpbusd takes it), then double(d * a.d) * isum added in block order.
+template <size_t kTok>
+HWY_INLINE void PackedQ6KGroup(const uint8_t* HWY_RESTRICT rec, size_t n_sb, const quant::BlockQ8_K* const* act,
+                               float (*out)[kPackRows]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f), high2 = _mm512_set1_epi8(0x30);
+  __m512d sum[kTok][2];
+  for (size_t k = 0; k < kTok; ++k) sum[k][0] = sum[k][1] = _mm512_setzero_pd();
+  for (size_t b = 0; b < n_sb; ++b, rec += kQ6KRecordBytes) {
+    PrefetchAhead<kQ6KRecordBytes>(rec);
+    const uint8_t* scales = rec + 3072;
+    __m512i isum[kTok];
+    for (size_t k = 0; k < kTok; ++k) isum[k] = _mm512_setzero_si512();
+    for (size_t h = 0; h < 2; ++h) {  // elements 128 h ..
+      __m512i qh[8];
+      for (size_t j = 0; j < 8; ++j) qh[j] = _mm512_load_si512(rec + 2048 + 64 * (8 * h + j));
+      for (size_t tp = 0; tp < 2; ++tp) {  // quarters t = tp (low nibbles) and tp + 2 (high)
+        __m512i ql[8];
+        for (size_t j = 0; j < 8; ++j) ql[j] = _mm512_load_si512(rec + 64 * (16 * h + 8 * tp + j));
+        for (size_t t = tp; t < 4; t += 2) {
+          __m512i q[8];
+          for (size_t j = 0; j < 8; ++j) {
+            const __m512i lo = _mm512_and_si512(t < 2 ? ql[j] : _mm512_srli_epi16(ql[j], 4), low4);
+            // bits 2t, 2t + 1 of qh to bits 4, 5 (16-bit shifts: the bits crossing a byte are masked off)
+            const __m512i hb = t == 0   ? _mm512_slli_epi16(qh[j], 4)
+                               : t == 1 ? _mm512_slli_epi16(qh[j], 2)
+                               : t == 2 ? qh[j]
+                                        : _mm512_srli_epi16(qh[j], 2);
+            q[j] = _mm512_or_si512(lo, _mm512_and_si512(hb, high2));
+          }
+          const size_t s = 8 * h + 2 * t;  // groups s (j < 4) and s + 1
+          const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s)));
+          const __m512i sc1 =
+              _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s + 16)));
+          for (size_t k = 0; k < kTok; ++k) {
+            const int8_t* a = act[k][b].qs + 128 * h + 32 * t;
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+            for (size_t j = 0; j < 4; ++j) {
+              s0 = _mm512_dpbusd_epi32(s0, q[j], _mm512_set1_epi32(LoadI32(a + 4 * j)));
+              s1 = _mm512_dpbusd_epi32(s1, q[j + 4], _mm512_set1_epi32(LoadI32(a + 16 + 4 * j)));
+            }
+            isum[k] =
+                _mm512_add_epi32(isum[k], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
+          }
+        }
+      }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 3328)));
+    for (size_t k = 0; k < kTok; ++k) {
+      __m512i corr = _mm512_setzero_si512();  // sum_s scale_s * bsum_s
+      for (size_t s = 0; s < 16; ++s)
+        corr = _mm512_add_epi32(
+            corr,
+            _mm512_mullo_epi32(_mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s))),
+                               _mm512_set1_epi32(act[k][b].bsums[s])));
+      const __m512i is = _mm512_sub_epi32(isum[k], _mm512_slli_epi32(corr, 5));
+      const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(act[k][b].d));
+      for (size_t h = 0; h < 2; ++h) {
+        const __m512d d64 = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(dd, 1) : _mm512_castps512_ps256(dd));
+        const __m512d i64 = _mm512_cvtepi32_pd(h ? _mm512_extracti64x4_epi64(is, 1) : _mm512_castsi512_si256(is));
+        sum[k][h] = _mm512_add_pd(sum[k][h], _mm512_mul_pd(d64, i64));
+      }
+    }
+  }
+  for (size_t k = 0; k < kTok; ++k)
+    for (size_t h = 0; h < 2; ++h) _mm256_storeu_ps(out[k] + 8 * h, _mm512_cvtpd_ps(sum[k][h]));
+}
+
+// Rows [r_begin, r_end) of a Q4_K or Q6_K matrix with w.packed set, against n_tok (<= kTokenChunk)
 // tokens' Q8_K activations; cut groups are computed whole and stored in part.
 void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t n_tok, float* y, size_t y_stride,
                  size_t r_begin, size_t r_end) {
   HWY_ALIGN float out[kPackedKTok][kPackRows];
-  const size_t n_sb = w.n_col / 256, stride = packed_group_stride(DType::Q4_K, w.n_col);
+  const size_t n_sb = w.n_col / 256, stride = packed_group_stride(w.dtype, w.n_col);
+  const bool q6 = w.dtype == DType::Q6_K;
   for (size_t g = r_begin / kPackRows; g * kPackRows < r_end; ++g) {
     const size_t row0 = g * kPackRows;
     const size_t lo = r_begin > row0 ? r_begin - row0 : 0;
@@ -523,7 +594,12 @@ void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t
     const auto* rec = reinterpret_cast<const uint8_t*>(w.packed) + g * stride;
     for (size_t t = 0; t < n_tok; t += kPackedKTok) {
       const size_t nt = n_tok - t < kPackedKTok ? n_tok - t : kPackedKTok;
-      if (nt == 2) {
+      if (q6) {
+        if (nt == 2)
+          PackedQ6KGroup<2>(rec, n_sb, act + t, out);
+        else
+          PackedQ6KGroup<1>(rec, n_sb, act + t, out);
+      } else if (nt == 2) {
         PackedQ4KGroup<2>(rec, n_sb, act + t, out);
       } else {
         PackedQ4KGroup<1>(rec, n_sb, act + t, out);

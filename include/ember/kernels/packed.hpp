@@ -6,7 +6,7 @@
 // activation broadcast feeds 16 rows, each block's integer sum of a row stays in its own lane,
 // and the 16 outputs are stored as one vector with no horizontal sum.
 //
-// Layout "x16" of a Q4_0 / Q4_1 / Q8_0 matrix (Q4_K: below) with n_row rows of n_block blocks of 32:
+// Layout "x16" of a Q4_0 / Q4_1 / Q8_0 matrix (Q4_K, Q6_K: below) with n_row rows of n_block blocks of 32:
 //   rows are taken 16 at a time, the last group padded with zero rows (scale 0: they
 //   contribute +0 and are never stored). Group g starts at packed + g * group_stride, 64-byte
 //   aligned, and holds
@@ -38,7 +38,7 @@ inline constexpr size_t kPackRows = 16;
 
 // Formats with an x16 layout.
 inline constexpr bool has_packed_layout(DType t) {
-  return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0 || t == DType::Q4_K;
+  return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K;
 }
 
 inline constexpr size_t packed_groups(size_t n_row) { return (n_row + kPackRows - 1) / kPackRows; }
@@ -54,12 +54,21 @@ inline constexpr size_t packed_groups(size_t n_row) { return (n_row + kPackRows 
 //   d, dmin 16 f16 each.
 inline constexpr size_t kQ4KRecordBytes = 2048 + 128 + 256 + 64;
 
+// Q6_K's x16 record: one super-block of 16 rows, 3392 bytes (16 blocks are 3360; 32 bytes of
+// padding keep every record 64-byte aligned), records back to back:
+//   ql      32 chunks of 64 bytes: chunk c holds, for r = 0..15, ql[4c .. 4c + 3] of row r at
+//           byte 4 r;
+//   qh      16 chunks of 64 bytes, the same for qh[4c .. 4c + 3];
+//   scales  16 x 16 bytes: byte 16 s + r = the int8 scale of group s (elements 16 s ..) of row r;
+//   d       16 f16, then 32 bytes of zeros.
+inline constexpr size_t kQ6KRecordBytes = 2048 + 1024 + 256 + 32 + 32;
 // Quant bytes of one block of 16 rows (n_chunk * 64).
 inline constexpr size_t packed_quant_bytes(DType t) { return t == DType::Q8_0 ? 512 : 256; }
 
 // Bytes from one group's start to the next's.
 inline constexpr size_t packed_group_stride(DType t, size_t n_col) {
   if (t == DType::Q4_K) return n_col / 256 * kQ4KRecordBytes;
+  if (t == DType::Q6_K) return n_col / 256 * kQ6KRecordBytes;
   const size_t n_block = n_col / 32, scales = t == DType::Q4_1 ? 2 : 1;
   return (n_block * (packed_quant_bytes(t) + scales * 2 * kPackRows) + 63) / 64 * 64;
 }
@@ -118,6 +127,24 @@ inline void pack_q4_k(const MatrixView& w, std::byte* out, size_t g_begin, size_
   }
 }
 
+inline void pack_q6_k(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
+  const size_t n_sb = w.n_col / 256, stride = packed_group_stride(DType::Q6_K, w.n_col);
+  for (size_t g = g_begin; g < g_end; ++g) {
+    for (size_t r = 0; r < kPackRows && g * kPackRows + r < w.n_row; ++r) {
+      const std::byte* row = w.row(g * kPackRows + r);  // any alignment: blocks are copied out
+      for (size_t b = 0; b < n_sb; ++b) {
+        quant::BlockQ6_K blk;
+        std::memcpy(&blk, row + b * sizeof(blk), sizeof(blk));
+        std::byte* rec = out + g * stride + b * kQ6KRecordBytes;
+        for (size_t c = 0; c < 32; ++c) std::memcpy(rec + 64 * c + 4 * r, blk.ql + 4 * c, 4);
+        for (size_t c = 0; c < 16; ++c) std::memcpy(rec + 2048 + 64 * c + 4 * r, blk.qh + 4 * c, 4);
+        for (size_t s = 0; s < 16; ++s) std::memcpy(rec + 3072 + 16 * s + r, blk.scales + s, 1);
+        std::memcpy(rec + 3328 + 2 * r, &blk.d_f16, 2);
+      }
+    }
+  }
+}
+
 }  // namespace packed_detail
 
 // Writes groups [g_begin, g_end) of w's x16 copy into `out`: the whole copy's start, 64-byte
@@ -129,6 +156,7 @@ inline void pack_groups(const MatrixView& w, std::byte* out, size_t g_begin, siz
     case DType::Q4_1: packed_detail::pack<4, 4, true>(w, out, g_begin, g_end); break;
     case DType::Q8_0: packed_detail::pack<2, 8, false>(w, out, g_begin, g_end); break;
     case DType::Q4_K: packed_detail::pack_q4_k(w, out, g_begin, g_end); break;
+    case DType::Q6_K: packed_detail::pack_q6_k(w, out, g_begin, g_end); break;
     default: break;
   }
 }
