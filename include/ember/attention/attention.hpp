@@ -12,6 +12,13 @@
 
 namespace ember {
 
+// A backend may compute a whole group in one kernel (Highway::attend); others take the
+// matmul path of attend_group.
+template <class Backend>
+concept FusedAttention = requires(const kernels::MatrixView& m, const float* q, float* s) {
+  { Backend::attend(m, m, q, size_t{1}, 1.0f, s, s) } -> std::same_as<bool>;
+};
+
 // For each of the `group` query heads that share one KV head (grouped-query attention):
 // out_g(head_dim) = softmax(q_g·k_j / sqrt(head_dim), first <= j < first + n_pos) · v_j.
 // The group's queries (and outputs) are contiguous, head_dim apart. All heads of the group go
@@ -23,13 +30,6 @@ namespace ember {
 // backend's matmul rounds the activations of F16 weights to f16 itself (kernels/), so nothing
 // is rounded here.
 // Scratch: `scores` holds group * n_pos floats.
-// A backend may compute a whole group in one kernel (Highway::attend); others take the
-// matmul path below.
-template <class Backend>
-concept FusedAttention = requires(const kernels::MatrixView& m, const float* q, float* s) {
-  { Backend::attend(m, m, q, size_t{1}, 1.0f, s, s) } -> std::same_as<bool>;
-};
-
 template <class Backend>
 void attend_group(const KvCache& cache, size_t layer, size_t kv_head, size_t head_dim, size_t group, const float* q,
                   size_t n_pos, float* scores, float* out, size_t first = 0) {
