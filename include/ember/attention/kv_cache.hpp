@@ -24,15 +24,17 @@ namespace ember {
 class KvCache {
  public:
   KvCache() = default;
-  // `head_dim` divides n_embd_kv (0: one head of n_embd_kv).
-  KvCache(DType dtype, size_t n_layer, size_t n_ctx, size_t n_embd_kv, size_t head_dim = 0)
+  // n_embd_kv = n_head_kv * head_dim; head_dim > 0.
+  KvCache(DType dtype, size_t n_layer, size_t n_ctx, size_t n_embd_kv, size_t head_dim)
       : dtype_(dtype),
         elem_(dtype == DType::F16 ? 2 : 4),
         n_ctx_(n_ctx),
         n_embd_kv_(n_embd_kv),
-        head_dim_(head_dim ? head_dim : n_embd_kv),
+        head_dim_(head_dim),
         k_(n_layer * n_ctx * n_embd_kv * elem_),
-        v_(n_layer * n_ctx * n_embd_kv * elem_) {}
+        v_(n_layer * n_ctx * n_embd_kv * elem_) {
+    assert(head_dim > 0 && n_embd_kv % head_dim == 0);
+  }
 
   static size_t bytes_needed(DType dtype, size_t n_layer, size_t n_ctx, size_t n_embd_kv) {
     return 2 * n_layer * n_ctx * n_embd_kv * (dtype == DType::F16 ? 2 : 4);
