@@ -102,47 +102,51 @@ void pack(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
   }
 }
 
-inline void pack_q4_k(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
-  const size_t n_sb = w.n_col / 256, stride = packed_group_stride(DType::Q4_K, w.n_col);
+// The K-quants' walk: for groups [g_begin, g_end), each real row r of the group and each
+// super-block b, `write(block, record, r)` with the block copied out (rows may sit at any
+// address) and the group's record b.
+template <class Block, size_t kRecordBytes, class Write>
+void pack_superblocks(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end, Write&& write) {
+  const size_t n_sb = w.n_col / 256, stride = packed_group_stride(w.dtype, w.n_col);
   for (size_t g = g_begin; g < g_end; ++g) {
     for (size_t r = 0; r < kPackRows && g * kPackRows + r < w.n_row; ++r) {
-      const std::byte* row = w.row(g * kPackRows + r);  // any alignment: blocks are copied out
+      const std::byte* row = w.row(g * kPackRows + r);
       for (size_t b = 0; b < n_sb; ++b) {
-        quant::BlockQ4_K block;
-        std::memcpy(&block, row + b * sizeof(block), sizeof(block));
-        const quant::BlockQ4_K* blk = &block;
-        std::byte* rec = out + g * stride + b * kQ4KRecordBytes;
-        for (size_t c = 0; c < 32; ++c) std::memcpy(rec + 64 * c + 4 * r, blk->qs + 4 * c, 4);
-        for (int j = 0; j < 8; ++j) {
-          uint8_t scale = 0, min = 0;
-          quant::unpack_scale_min_k4(blk->scales, j, scale, min);
-          rec[2048 + 16 * j + r] = std::byte(scale);
-          const int16_t m16 = int16_t(min);
-          std::memcpy(rec + 2048 + 128 + 64 * (j / 2) + 4 * r + 2 * (j % 2), &m16, 2);
-        }
-        std::memcpy(rec + 2048 + 128 + 256 + 2 * r, &blk->d_f16, 2);
-        std::memcpy(rec + 2048 + 128 + 256 + 32 + 2 * r, &blk->dmin_f16, 2);
+        Block blk;
+        std::memcpy(&blk, row + b * sizeof(blk), sizeof(blk));
+        write(blk, out + g * stride + b * kRecordBytes, r);
       }
     }
   }
 }
 
+inline void pack_q4_k(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
+  pack_superblocks<quant::BlockQ4_K, kQ4KRecordBytes>(
+      w, out, g_begin, g_end, [](const quant::BlockQ4_K& blk, std::byte* rec, size_t r) {
+        for (size_t c = 0; c < 32; ++c) std::memcpy(rec + 64 * c + 4 * r, blk.qs + 4 * c, 4);
+        for (int j = 0; j < 8; ++j) {
+          uint8_t scale = 0, min = 0;
+          quant::unpack_scale_min_k4(blk.scales, j, scale, min);
+          rec[2048 + 16 * j + r] = std::byte(scale);
+          const int16_t m16 = int16_t(min);
+          std::memcpy(rec + 2048 + 128 + 64 * (j / 2) + 4 * r + 2 * (j % 2), &m16, 2);
+        }
+        std::memcpy(rec + 2048 + 128 + 256 + 2 * r, &blk.d_f16, 2);
+        std::memcpy(rec + 2048 + 128 + 256 + 32 + 2 * r, &blk.dmin_f16, 2);
+      });
+}
+
 inline void pack_q6_k(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
-  const size_t n_sb = w.n_col / 256, stride = packed_group_stride(DType::Q6_K, w.n_col);
-  for (size_t g = g_begin; g < g_end; ++g) {
-    for (size_t r = 0; r < kPackRows && g * kPackRows + r < w.n_row; ++r) {
-      const std::byte* row = w.row(g * kPackRows + r);  // any alignment: blocks are copied out
-      for (size_t b = 0; b < n_sb; ++b) {
-        quant::BlockQ6_K blk;
-        std::memcpy(&blk, row + b * sizeof(blk), sizeof(blk));
-        std::byte* rec = out + g * stride + b * kQ6KRecordBytes;
-        for (size_t c = 0; c < 32; ++c) std::memcpy(rec + 64 * c + 4 * r, blk.ql + 4 * c, 4);
-        for (size_t c = 0; c < 16; ++c) std::memcpy(rec + 2048 + 64 * c + 4 * r, blk.qh + 4 * c, 4);
-        for (size_t s = 0; s < 16; ++s) std::memcpy(rec + 3072 + 16 * s + r, blk.scales + s, 1);
-        std::memcpy(rec + 3328 + 2 * r, &blk.d_f16, 2);
-      }
-    }
-  }
+  pack_superblocks<quant::BlockQ6_K, kQ6KRecordBytes>(w, out, g_begin, g_end,
+                                                      [](const quant::BlockQ6_K& blk, std::byte* rec, size_t r) {
+                                                        for (size_t c = 0; c < 32; ++c)
+                                                          std::memcpy(rec + 64 * c + 4 * r, blk.ql + 4 * c, 4);
+                                                        for (size_t c = 0; c < 16; ++c)
+                                                          std::memcpy(rec + 2048 + 64 * c + 4 * r, blk.qh + 4 * c, 4);
+                                                        for (size_t s = 0; s < 16; ++s)
+                                                          std::memcpy(rec + 3072 + 16 * s + r, blk.scales + s, 1);
+                                                        std::memcpy(rec + 3328 + 2 * r, &blk.d_f16, 2);
+                                                      });
 }
 
 }  // namespace packed_detail
