@@ -1,12 +1,13 @@
 // Decode attention throughput, one thread: the query heads of every KV head of one
 // TinyLlama-shaped layer (32 query heads, 4 KV heads, head_dim 64) attend over N cached
-// positions (f16 or f32 cache), as one decode step does per layer. Prints the time per layer
+// positions (f16, f32 or q8_0 cache), as one decode step does per layer. Prints the time per layer
 // and the cache bytes read per second (each step reads every key and value of the layer once);
 // a 22-layer model's decode at depth N spends 22 times that per token, split over the threads.
 // Each depth runs Highway's fused attention kernel (Highway::attend), then the matmul path it
-// replaces (two Highway matmuls with softmax between), for comparison in the same run.
+// replaces (two Highway matmuls with softmax between), for comparison in the same run; with
+// --q8 the q8_0 kernel (Highway::attend_q8), then its row path (attend_group_q8_rows).
 //
-//   attention_bench [--seconds=S] [--f32] [N ...]      (default N: 512 4096)
+//   attention_bench [--seconds=S] [--f32 | --q8] [N ...]      (default N: 512 4096)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,7 @@ struct MatmulPath {
   }
   static void scale(float* x, float s, size_t n) { ember::kernels::Highway::scale(x, s, n); }
   static void softmax(float* x, size_t n) { ember::kernels::Highway::softmax(x, n); }
+  static void axpy(float a, const float* x, float* y, size_t n) { ember::kernels::Highway::axpy(a, x, y, n); }
 };
 
 }  // namespace
@@ -41,13 +43,15 @@ int main(int argc, char** argv) {
       seconds = std::atof(argv[i] + 10);
     else if (std::strcmp(argv[i], "--f32") == 0)
       dtype = ember::DType::F32;
+    else if (std::strcmp(argv[i], "--q8") == 0)
+      dtype = ember::DType::Q8_0;
     else
       depths.push_back(size_t(std::atol(argv[i])));
   }
   if (depths.empty()) depths = {512, 4096};
   constexpr size_t kHeadDim = 64, kHeads = 32, kKvHeads = 4, kGroup = kHeads / kKvHeads;
-  std::printf("backend %s, %s cache, one thread\n", ember::kernels::Highway::current_target(),
-              dtype == ember::DType::F16 ? "f16" : "f32");
+  std::printf("backend %s%s, %s cache, one thread\n", ember::kernels::Highway::current_target(),
+              ember::kernels::Highway::vnni_enabled() ? "+VNNI" : "", std::string(ember::name(dtype)).c_str());
   for (const size_t n : depths) {
     ember::KvCache cache(dtype, 1, n, kKvHeads * kHeadDim, kHeadDim);
     std::vector<float> k(kKvHeads * kHeadDim), v(k.size());
@@ -81,7 +85,7 @@ int main(int argc, char** argv) {
                   double(cache.bytes()) / per / 1e9, double(out[0] + out[kHeads * kHeadDim - 1]));
     };
     run(ember::kernels::Highway{}, "fused");
-    run(MatmulPath{}, "matmul");
+    run(MatmulPath{}, dtype == ember::DType::Q8_0 ? "rows" : "matmul");
   }
   return 0;
 }

@@ -952,6 +952,153 @@ TEST_CASE("kernels: fused f16 attention matches Reference on every Highway targe
   Highway::reset_target();
 }
 
+TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention over the cached values") {
+  // The independent expectation: softmax(q' . k / sqrt(head_dim)) . v in double, where k and v
+  // are the cache's q8_0 values read back as floats and q' the query quantized to q8_0 (as
+  // llama.cpp's q8_0 K cache takes it). Every backend's row path (attend_group_q8_rows) and
+  // Highway's fused kernel (VNNI) on every target must land within the budget; the fused
+  // kernel is also checked to have run where it applies.
+  struct Case {
+    size_t head_dim, group, n_pos, first;
+  };
+  const Case cases[] = {{64, 8, 1, 0},   {64, 8, 17, 3},  {64, 3, 100, 16}, {128, 4, 515, 5}, {64, 16, 1030, 0},
+                        {32, 1, 33, 31}, {256, 2, 70, 9}, {64, 9, 600, 1},  {96, 2, 40, 17},  {64, 17, 20, 2}};
+  constexpr double kBudget = 1e-5;  // absolute, outputs of magnitude <= 1
+  Rng rng{11};
+  double worst_rows = 0, worst_fused = 0;
+  bool any_fused = false;
+  for (const Case& c : cases) {
+    const size_t n_ctx = c.first + c.n_pos + 21, n_kv = 2, hd = c.head_dim, nb = hd / 32;
+    ember::KvCache cache(DType::Q8_0, 2, n_ctx, n_kv * hd, hd);
+    for (size_t l = 0; l < 2; ++l)
+      for (size_t p = 0; p < n_ctx; ++p) {
+        const auto k = random_floats(n_kv * hd, rng), v = random_floats(n_kv * hd, rng);
+        cache.store(l, p, k.data(), v.data());
+      }
+    const std::vector<float> q = random_floats(c.group * hd, rng, -2, 2);
+    // Read back through the saved-state layout: per position, the key rows of both heads,
+    // then the value rows.
+    std::vector<std::byte> rows(c.n_pos * cache.row_bytes());
+    cache.read_rows(1, c.first, c.n_pos, rows.data());
+    const size_t head_row = nb * sizeof(ember::quant::BlockQ8_0);
+    std::vector<float> k(c.n_pos * hd), v(c.n_pos * hd), qq(hd);
+    for (size_t j = 0; j < c.n_pos; ++j) {
+      REQUIRE(
+          ember::quant::dequantize_row(DType::Q8_0, rows.data() + (j * n_kv + 1) * head_row, k.data() + j * hd, hd));
+      REQUIRE(ember::quant::dequantize_row(DType::Q8_0, rows.data() + ((c.n_pos + j) * n_kv + 1) * head_row,
+                                           v.data() + j * hd, hd));
+    }
+    std::vector<double> expect(c.group * hd);
+    for (size_t g = 0; g < c.group; ++g) {
+      std::vector<ember::quant::BlockQ8_0> qb(nb);
+      ember::quant::quantize_activations(q.data() + g * hd, qb.data(), hd);
+      REQUIRE(ember::quant::dequantize_row(DType::Q8_0, qb.data(), qq.data(), hd));
+      std::vector<double> s(c.n_pos);
+      double mx = -1e300, sum = 0;
+      for (size_t j = 0; j < c.n_pos; ++j) {
+        double d = 0;
+        for (size_t i = 0; i < hd; ++i) d += double(qq[i]) * k[j * hd + i];
+        s[j] = d / std::sqrt(double(hd));
+        mx = std::max(mx, s[j]);
+      }
+      for (double& x : s) sum += (x = std::exp(x - mx));
+      for (size_t j = 0; j < c.n_pos; ++j)
+        for (size_t i = 0; i < hd; ++i) expect[g * hd + i] += s[j] / sum * v[j * hd + i];
+    }
+    auto worst_of = [&](const std::vector<float>& out) {
+      double w = 0;
+      for (size_t i = 0; i < out.size(); ++i) w = std::max(w, std::fabs(double(out[i]) - expect[i]));
+      return w;
+    };
+    for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
+      std::vector<float> scores(c.group * n_ctx, 123.0f), out(q.size(), 9.0f);
+      ember::attend_group_q8_rows<B>(cache.key_tiles(1, 1, c.n_pos, c.first), cache.values(1, 1, c.n_pos, c.first),
+                                     q.data(), c.group, 1.0f / std::sqrt(float(hd)), scores.data(), out.data());
+      INFO(label, " rows: head_dim=", hd, " group=", c.group, " n_pos=", c.n_pos, " first=", c.first);
+      CHECK(worst_of(out) <= kBudget);
+      worst_rows = std::max(worst_rows, worst_of(out));
+    });
+    for (const std::string& target : Highway::available_targets()) {
+      REQUIRE(Highway::force_target(target));
+      std::vector<float> scores(c.group * n_ctx, 123.0f), out(q.size(), 9.0f);
+      ember::attend_group<Highway>(cache, 1, 1, hd, c.group, q.data(), c.n_pos, scores.data(), out.data(), c.first);
+      const bool fused =
+          Highway::attend_q8(cache.key_tiles(1, 1, c.n_pos, c.first), cache.values(1, 1, c.n_pos, c.first), q.data(),
+                             c.group, 0.125f, scores.data(), out.data());
+      std::vector<float> again(q.size(), -1.0f);
+      std::fill(scores.begin(), scores.end(), -7.0f);
+      ember::attend_group<Highway>(cache, 1, 1, hd, c.group, q.data(), c.n_pos, scores.data(), again.data(), c.first);
+      INFO(target, " head_dim=", hd, " group=", c.group, " n_pos=", c.n_pos, " first=", c.first, " fused=", fused);
+      CHECK(worst_of(again) <= kBudget);
+      if (fused) worst_fused = std::max(worst_fused, worst_of(again)), any_fused = true;
+      if (target.starts_with("AVX3") && Highway::vnni_enabled()) CHECK(fused == (c.group <= 16));
+      if (!target.starts_with("AVX3")) CHECK(!fused);
+    }
+    Highway::reset_target();
+  }
+  MESSAGE("q8_0 attention: worst difference from exact, row paths ", worst_rows, ", fused ", worst_fused,
+          std::string(any_fused ? "" : " (the fused kernel did not run: no AVX-512 VNNI)"));
+}
+
+TEST_CASE("kernels: q8_0 KV cache: rows read back as written, copies overlap safely, keys re-rotate") {
+  // A position's q8_0 blocks go into the key tiles and come back unchanged, whichever tile
+  // and lane they land in; copy_rows with overlapping ranges in both directions equals a copy
+  // through a separate buffer; load_key / store_key round-trip a key's values exactly.
+  const size_t hd = 64, n_kv = 3, n_ctx = 50, L = 2;
+  Rng rng{5};
+  ember::KvCache cache(DType::Q8_0, L, n_ctx, n_kv * hd, hd);
+  std::vector<std::vector<float>> keys, values;
+  for (size_t l = 0; l < L; ++l)
+    for (size_t p = 0; p < n_ctx; ++p) {
+      keys.push_back(random_floats(n_kv * hd, rng, -4, 4));
+      values.push_back(random_floats(n_kv * hd, rng, -4, 4));
+      cache.store(l, p, keys.back().data(), values.back().data());
+    }
+  auto snapshot = [&](size_t l) {
+    std::vector<std::byte> b(n_ctx * cache.row_bytes());
+    cache.read_rows(l, 0, n_ctx, b.data());
+    return b;
+  };
+  const size_t head_row = hd / 32 * sizeof(ember::quant::BlockQ8_0), row = n_kv * head_row;
+  for (size_t l = 0; l < L; ++l) {  // the rows hold the q8_0 blocks of what was stored
+    const auto b = snapshot(l);
+    for (size_t p = 0; p < n_ctx; ++p) {
+      std::vector<ember::quant::BlockQ8_0> expect_k(n_kv * hd / 32), expect_v(expect_k.size());
+      ember::quant::quantize_activations(keys[l * n_ctx + p].data(), expect_k.data(), n_kv * hd);
+      ember::quant::quantize_activations(values[l * n_ctx + p].data(), expect_v.data(), n_kv * hd);
+      CHECK(std::memcmp(b.data() + p * row, expect_k.data(), row) == 0);
+      CHECK(std::memcmp(b.data() + (n_ctx + p) * row, expect_v.data(), row) == 0);
+    }
+  }
+  for (auto [src, dst, n] : {std::tuple<size_t, size_t, size_t>{3, 10, 20}, {20, 4, 25}, {0, 33, 17}}) {
+    std::vector<std::vector<std::byte>> before;
+    for (size_t l = 0; l < L; ++l) before.push_back(snapshot(l));
+    cache.copy_rows(src, dst, n);
+    for (size_t l = 0; l < L; ++l) {
+      auto expect = before[l];
+      for (size_t r = 0; r < n; ++r) {
+        std::memcpy(expect.data() + (dst + r) * row, before[l].data() + (src + r) * row, row);
+        std::memcpy(expect.data() + (n_ctx + dst + r) * row, before[l].data() + (n_ctx + src + r) * row, row);
+      }
+      INFO("copy ", src, " -> ", dst, " x", n, " layer ", l);
+      CHECK(snapshot(l) == expect);
+    }
+  }
+  std::vector<float> key(n_kv * hd), again(key.size());
+  cache.load_key(1, 7, key.data());
+  const auto before = snapshot(1);
+  cache.store_key(1, 7, key.data());  // dequantized values quantize back to the same blocks
+  CHECK(snapshot(1) == before);
+  cache.load_key(1, 7, again.data());
+  CHECK(again == key);
+  // A saved state's rows written into a fresh cache read back the same.
+  ember::KvCache other(DType::Q8_0, L, n_ctx + 9, n_kv * hd, hd);
+  other.write_rows(1, 9, n_ctx, before.data());
+  std::vector<std::byte> back(before.size());
+  other.read_rows(1, 9, n_ctx, back.data());
+  CHECK(back == before);
+}
+
 TEST_CASE("kernels: vector ops match Reference") {
   for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
     Rng rng(7);

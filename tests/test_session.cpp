@@ -411,6 +411,21 @@ TEST_CASE("state: save/restore on a synthesized model (F16 KV), and bad states a
     REQUIRE(!r.ok());
     CHECK(r.error().message() == "session state: saved from a different model");
   }
+  // A Q8_0 cache saves and restores too (head_dim 32), and is refused by an F16 session; a
+  // model whose heads are not a multiple of 32 gets F16 when asking for Q8_0.
+  {
+    const auto bytes32 = tiny_llama(ember::DType::Q4_0, {.n_layer = 2, .n_head = 2, .n_head_kv = 1});
+    auto m32 = ember::Model<Hwy>::from_memory(bytes32);
+    REQUIRE(m32.ok());
+    const ember::SessionConfig q8{.n_ctx = 64, .kv_type = ember::KvType::q8_0};
+    CHECK(ember::Session(*m32, q8).kv_dtype() == ember::DType::Q8_0);
+    CHECK(ember::Session(*m, q8).kv_dtype() == ember::DType::F16);
+    const auto saved = check_save_restore(*m32, prompt, seeded(5), q8);
+    ember::Session f16(*m32, {.n_ctx = 64});
+    r = f16.restore(saved);
+    REQUIRE(!r.ok());
+    CHECK(r.error().message() == "session state: KV cache is Q8_0, this session's is F16");
+  }
   // Another KV type.
   ember::Session f32(*m, {.n_ctx = 64, .kv_type = ember::KvType::f32});
   r = f32.restore(good);
@@ -556,12 +571,20 @@ TEST_CASE("sequences: remove and shift re-rotate cached keys and match recomputi
   // rounded to f16 twice (2^-11 relative each; measured 9e-4 to 1e-3, tolerance 4e-3).
   // The weights are F32: quantized weights quantize the activations to 8 bits, which turns
   // those ulps into whole quantization steps.
+  // With a Q8_0 cache a re-rotated key is dequantized and quantized again (8-bit steps;
+  // measured 1.4e-2 to 1.6e-2, tolerance 4e-2); Q8_0 needs head_dim a multiple of 32, so that case
+  // runs on a model with 2 heads of 32 (one KV head).
   const auto bytes = tiny_llama(ember::DType::F32, {.n_layer = 1});
-  auto m = ember::Model<Hwy>::from_memory(bytes);
-  REQUIRE(m.ok());
-  for (ember::KvType kv : {ember::KvType::f32, ember::KvType::f16}) {
-    const double tol = kv == ember::KvType::f32 ? 1e-5 : 4e-3;
-    const std::string kv_name = kv == ember::KvType::f32 ? "F32" : "F16";
+  const auto bytes32 = tiny_llama(ember::DType::F32, {.n_layer = 1, .n_head = 2, .n_head_kv = 1});
+  auto m16 = ember::Model<Hwy>::from_memory(bytes);
+  auto m32 = ember::Model<Hwy>::from_memory(bytes32);
+  REQUIRE(m16.ok());
+  REQUIRE(m32.ok());
+  for (ember::KvType kv : {ember::KvType::f32, ember::KvType::f16, ember::KvType::q8_0}) {
+    const double tol = kv == ember::KvType::f32 ? 1e-5 : kv == ember::KvType::f16 ? 4e-3 : 4e-2;
+    const std::string kv_name = kv == ember::KvType::f32 ? "F32" : kv == ember::KvType::f16 ? "F16" : "Q8_0";
+    auto& m = kv == ember::KvType::q8_0 ? m32 : m16;
+    CHECK(ember::name(ember::Session(*m, {.n_ctx = 64, .kv_type = kv}).kv_dtype()) == kv_name);
     INFO("KV cache ", kv_name, ", tolerance ", tol);
     const auto ids = some_ids(40, 7), more = some_ids(5, 8);
     auto recomputed = [&](std::vector<TokenId> kept) {
@@ -714,8 +737,12 @@ TEST_CASE_TEMPLATE("threads: 1, 2, 3 threads, a host's executor and any batch sp
   auto m = ember::Model<Backend>::from_memory(bytes);
   REQUIRE(m.ok());
   const auto ids = some_ids(45, 3);
+  // The same with a Q8_0 KV cache (head_dim 32).
+  const auto bytes32 = tiny_llama(ember::DType::Q4_0, {.n_layer = 3, .n_head = 2, .n_head_kv = 1});
+  auto m32 = ember::Model<Backend>::from_memory(bytes32);
+  REQUIRE(m32.ok());
   auto all_logits = [&](ember::SessionConfig cfg) {
-    ember::Session s(*m, cfg);
+    ember::Session s(cfg.kv_type == ember::KvType::q8_0 ? *m32 : *m, cfg);
     std::vector<float> out;
     // Two calls, so the second runs against a KV cache filled by the first.
     REQUIRE(s.decode(std::span(ids).first(20), true).ok());
@@ -724,7 +751,6 @@ TEST_CASE_TEMPLATE("threads: 1, 2, 3 threads, a host's executor and any batch sp
     for (size_t i = 0; i < ids.size() - 20; ++i) out.insert(out.end(), s.logits(i).begin(), s.logits(i).end());
     return out;
   };
-  const auto expected = all_logits({.n_ctx = 64, .n_batch = 64, .n_threads = 1});
   HostJobs jobs;
   struct Case {
     const char* name;
@@ -738,11 +764,15 @@ TEST_CASE_TEMPLATE("threads: 1, 2, 3 threads, a host's executor and any batch sp
       {"3 threads, batches of 13", {.n_ctx = 64, .n_batch = 13, .n_threads = 3}},
       {"the host's executor, batches of 5", {.n_ctx = 64, .n_batch = 5, .executor = jobs}},
   };
-  for (const Case& c : cases) {
-    INFO(c.name);
-    const auto got = all_logits(c.cfg);
-    REQUIRE(got.size() == expected.size());
-    CHECK(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0);
+  for (ember::KvType kv : {ember::KvType::automatic, ember::KvType::q8_0}) {
+    const auto expected = all_logits({.n_ctx = 64, .kv_type = kv, .n_batch = 64, .n_threads = 1});
+    for (Case c : cases) {
+      c.cfg.kv_type = kv;
+      INFO(c.name, kv == ember::KvType::q8_0 ? ", Q8_0 KV" : "");
+      const auto got = all_logits(c.cfg);
+      REQUIRE(got.size() == expected.size());
+      CHECK(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0);
+    }
   }
   CHECK(jobs.jobs.load() > 0);
 }

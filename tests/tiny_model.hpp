@@ -19,12 +19,13 @@ struct TinyLlama {
   uint32_t seed = 42;
   bool drop_a_tensor = false;  // leaves out the last layer's ffn_up, for error tests
   const char* arch = "llama";
+  uint32_t n_head = 4, n_head_kv = 2;  // head_dim = 64 / n_head
 };
 
 inline std::vector<std::byte> tiny_llama(ember::DType matrix_type, const TinyLlama& o = {}) {
   const uint32_t n_layer = o.n_layer;
   const char* arch = o.arch;
-  const uint32_t n_embd = 64, n_head = 4, n_head_kv = 2, n_ff = 96, n_vocab = 40;
+  const uint32_t n_embd = 64, n_head = o.n_head, n_head_kv = o.n_head_kv, n_ff = 96, n_vocab = 40;
   ember::gguf::Writer w;
   w.add_string("general.architecture", arch);
   const std::string p = std::string(arch) + ".";

@@ -33,6 +33,7 @@ namespace {
 struct Args {
   std::string command, model, prompt, file, backend = "highway";
   std::string template_file, messages_file, bos, eos, system;
+  ember::KvType kv_type = ember::KvType::automatic;
   bool no_generation_prompt = false;
   bool has_prompt = false, has_file = false, no_bos = false, no_eos = false, parse_special = false, json = false,
        verbose = false, no_pack = false;
@@ -57,7 +58,7 @@ const char* kUsage =
     "  bench    [-p N] [-n N] [-t THREADS] [--depth D] [--json]\n"
     "  template (-m MODEL | --template FILE.jinja [--bos S] [--eos S]) --messages FILE.json\n"
     "           [--no-generation-prompt]\n"
-    "common: --backend highway|xsimd|reference, -c CONTEXT, --no-pack, -v\n";
+    "common: --backend highway|xsimd|reference, -c CONTEXT, --kv-type f32|f16|q8_0, --no-pack, -v\n";
 
 long parse_int(const std::string& flag, const std::string& v, long lo, long hi) {
   char* end = nullptr;
@@ -130,7 +131,17 @@ Args parse_args(int argc, char** argv) {
       a.verbose = true;
     else if (f == "--no-pack")
       a.no_pack = true;
-    else
+    else if (f == "--kv-type") {
+      const std::string v = value();
+      if (v == "f32")
+        a.kv_type = ember::KvType::f32;
+      else if (v == "f16")
+        a.kv_type = ember::KvType::f16;
+      else if (v == "q8_0")
+        a.kv_type = ember::KvType::q8_0;
+      else
+        fail("--kv-type expects f32, f16 or q8_0, got \"" + v + "\"", 2);
+    } else
       fail("unknown option " + f + " (see ember-cli --help)", 2);
   }
   if (a.command == "template") {
@@ -356,6 +367,7 @@ int run(const Args& a) {
     sc.n_ctx = uint32_t(std::max<size_t>(std::min<uint32_t>(model->hparams().n_ctx_train, 4096), need));
   }
   sc.n_threads = uint32_t(a.threads);
+  sc.kv_type = a.kv_type;
 
   if (a.command == "bench") {
     // Prompt processing (one batch of -p tokens) and generation (-n single-token steps)
@@ -393,18 +405,19 @@ int run(const Args& a) {
     // with --depth 0. Peak resident memory of the whole run (the kernel's high-water mark).
     const double ttft = load_s + pp_s;
     const double peak_rss_mib = double(peak_rss_bytes()) / double(1 << 20);
+    const std::string kv_name(ember::name(bs.kv_dtype()));
     std::printf(
-        "backend %s%s%s, %d threads, depth %d: pp%zu %.2f t/s, tg%zu %.2f t/s; load %.3f s, "
+        "backend %s%s%s, %d threads, KV %s, depth %d: pp%zu %.2f t/s, tg%zu %.2f t/s; load %.3f s, "
         "first token %.3f s, peak RSS %.0f MiB\n",
-        Backend::name, target.empty() ? "" : " ", target.c_str(), a.threads, a.depth, n_prompt, pp, n_gen, tg, load_s,
-        ttft, peak_rss_mib);
+        Backend::name, target.empty() ? "" : " ", target.c_str(), a.threads, kv_name.c_str(), a.depth, n_prompt, pp,
+        n_gen, tg, load_s, ttft, peak_rss_mib);
     if (a.json)
       std::printf(
           "{\"pp\": %.3f, \"tg\": %.3f, \"n_prompt\": %zu, \"n_gen\": %zu, \"depth\": %d, \"threads\": %d, "
-          "\"backend\": \"%s\", \"target\": \"%s\", \"load_s\": %.4f, \"ttft_s\": %.4f, "
+          "\"backend\": \"%s\", \"target\": \"%s\", \"kv\": \"%s\", \"load_s\": %.4f, \"ttft_s\": %.4f, "
           "\"peak_rss_mib\": %.1f, \"kv_mib\": %.1f, \"packed_mib\": %.1f}\n",
-          pp, tg, n_prompt, n_gen, a.depth, a.threads, Backend::name, target.c_str(), load_s, ttft, peak_rss_mib,
-          double(model->memory_plan(bc.n_ctx, bc.n_batch).kv_bytes) / double(1 << 20),
+          pp, tg, n_prompt, n_gen, a.depth, a.threads, Backend::name, target.c_str(), kv_name.c_str(), load_s, ttft,
+          peak_rss_mib, double(model->memory_plan(bc.n_ctx, bc.n_batch, bs.kv_dtype()).kv_bytes) / double(1 << 20),
           double(model->memory_plan(bc.n_ctx).packed_bytes) / double(1 << 20));
     return 0;
   }

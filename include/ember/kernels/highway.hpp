@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ember/kernels/key_tiles.hpp"
 #include "ember/kernels/matrix.hpp"
 
 namespace ember::kernels {
@@ -54,6 +55,11 @@ struct Highway {
   // Scratch: `scores` holds group * n_pos floats.
   static bool attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                      float* scores, float* out);
+  // The same over a Q8_0 cache: key tiles and q8_0 value rows (n_pos, head_dim); the
+  // queries quantized to q8_0 as the matmul path's are. False, with nothing written, without
+  // AVX-512 VNNI (or with it turned off), for head_dim above 512 or groups above 16.
+  static bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
+                        float* scores, float* out);
   static void silu_mul(float* gate, const float* up, size_t n);
   static void rope(float* x, size_t n_head, size_t head_dim, size_t n_rot, int32_t pos, float freq_base);
   static void rope_neox(float* x, size_t n_head, size_t head_dim, size_t n_rot, int32_t pos, float freq_base);

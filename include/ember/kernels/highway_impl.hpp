@@ -64,6 +64,7 @@ HWY_EXPORT(Scale);
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Softmax);
 HWY_EXPORT(AttendF16);
+HWY_EXPORT(AttendQ8);
 HWY_EXPORT(SiluMul);
 HWY_EXPORT(TargetName);
 
@@ -201,6 +202,11 @@ void Highway::softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n);
 bool Highway::attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                      float* scores, float* out) {
   return HWY_DYNAMIC_DISPATCH(AttendF16)(keys, values_t, q, group, scale, scores, out);
+}
+
+bool Highway::attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
+                        float* scores, float* out) {
+  return HWY_DYNAMIC_DISPATCH(AttendQ8)(keys, values, q, group, scale, scores, out, vnni_enabled());
 }
 
 void Highway::silu_mul(float* gate, const float* up, size_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n); }

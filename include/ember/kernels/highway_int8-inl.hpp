@@ -611,6 +611,151 @@ void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t
 }
 #endif
 
+#if EMBER_INT8_VNNI
+// ---------------------------------------------------------------- q8_0 KV cache attention
+// highway-inl.hpp's AttendQ8 runs these: the scores against key tiles (key_tiles.hpp) and the
+// probability-weighted sum of q8_0 value rows, for up to kAttnQ8Group query heads at a time.
+
+constexpr size_t kAttnQ8Group = 8;
+
+// scores[g * n_pos + j - first] = scale * sum over blocks b of d_k * d_q * sum(k * q), for
+// each key j of the tiles' range and head g < kG, the queries given as q8_0 blocks `qb`
+// (kG rows of nb blocks). Keys go through vpdpbusd as k + 128 (unsigned; the xor below);
+// each block's accumulator starts at -128 * sum(q) to take that back out, so the integer
+// sums are exact. A tile's 16 lanes are its 16 positions: no horizontal sums.
+template <size_t kG>
+HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, float scale, float* scores) {
+  const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos, end = keys.first + n_pos;
+  const size_t tb = KeyTiles::tile_bytes(hd), sb = KeyTiles::scale_bytes(hd);
+  float dq[kG][KeyTiles::kMaxBlocks];
+  int32_t corr[kG][KeyTiles::kMaxBlocks];
+  for (size_t g = 0; g < kG; ++g)
+    for (size_t b = 0; b < nb; ++b) {
+      const quant::BlockQ8_0& a = qb[g * nb + b];
+      dq[g][b] = f16_to_f32(a.d_f16);
+      int32_t sum = 0;
+      for (size_t i = 0; i < 32; ++i) sum += a.qs[i];
+      corr[g][b] = -128 * sum;
+    }
+  const __m512i flip = _mm512_set1_epi8(-128);
+  for (size_t j0 = keys.first / KeyTiles::kPos * KeyTiles::kPos; j0 < end; j0 += KeyTiles::kPos) {
+    const auto* tile = reinterpret_cast<const uint8_t*>(keys.data) + j0 / KeyTiles::kPos * tb;
+    if (j0 + 3 * KeyTiles::kPos <= end)
+      for (size_t o = 0; o < tb; o += 64) hwy::Prefetch(tile + 2 * tb + o);
+    __m512 s[kG];
+    for (size_t g = 0; g < kG; ++g) s[g] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* q = tile + sb + b * 32 * KeyTiles::kPos;
+      __m512i kv[8];
+      for (size_t c = 0; c < 8; ++c) kv[c] = _mm512_xor_si512(_mm512_load_si512(q + 64 * c), flip);
+      const __m512 dk = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(tile + b * 32)));
+#pragma GCC unroll 8
+      for (size_t g = 0; g < kG; ++g) {
+        const int8_t* a = qb[g * nb + b].qs;
+        __m512i acc0 = _mm512_set1_epi32(corr[g][b]), acc1 = _mm512_setzero_si512();
+        for (size_t c = 0; c < 8; c += 2) {
+          acc0 = _mm512_dpbusd_epi32(acc0, kv[c], _mm512_set1_epi32(LoadI32(a + 4 * c)));
+          acc1 = _mm512_dpbusd_epi32(acc1, kv[c + 1], _mm512_set1_epi32(LoadI32(a + 4 * c + 4)));
+        }
+        const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(acc0, acc1));
+        s[g] = _mm512_fmadd_ps(sum, _mm512_mul_ps(dk, _mm512_set1_ps(dq[g][b])), s[g]);
+      }
+    }
+    const size_t lo = j0 > keys.first ? j0 : keys.first, hi = end - j0 < KeyTiles::kPos ? end : j0 + KeyTiles::kPos;
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (size_t g = 0; g < kG; ++g) {
+      float* dst = scores + g * n_pos + (lo - keys.first);
+      if (hi - lo == KeyTiles::kPos) {
+        _mm512_storeu_ps(dst, _mm512_mul_ps(s[g], sc));
+      } else {
+        HWY_ALIGN float buf[KeyTiles::kPos];
+        _mm512_store_ps(buf, _mm512_mul_ps(s[g], sc));
+        std::memcpy(dst, buf + (lo - j0), (hi - lo) * sizeof(float));
+      }
+    }
+  }
+}
+
+// out[g][dim] = sum_j p[g][j] * v[j][dim] over q8_0 value rows (n_pos, head_dim), for kG
+// heads, `out` zeroed by the caller: kAttnQ8Chunk positions at a time, and within a chunk
+// one block (32 dimensions, two accumulators per head) at a time, each value widened once
+// for all heads; each chunk's sums are added to out in chunk order.
+constexpr size_t kAttnQ8Chunk = 128;
+template <size_t kG>
+HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_stride, float* out) {
+  const size_t hd = values.n_col, nb = hd / 32, n_pos = values.n_row;
+  HWY_ALIGN float c[kG][kAttnQ8Chunk];  // p[g][j] * d of the block of row j
+  HWY_ALIGN float dv[kAttnQ8Chunk];
+  for (size_t j0 = 0; j0 < n_pos; j0 += kAttnQ8Chunk) {
+    const size_t m = n_pos - j0 < kAttnQ8Chunk ? n_pos - j0 : kAttnQ8Chunk;
+    for (size_t b = 0; b < nb; ++b) {
+      const auto* blk = reinterpret_cast<const uint8_t*>(values.row(j0)) + b * sizeof(quant::BlockQ8_0);
+      for (size_t j = 0; j < m; ++j) dv[j] = LoadHalf(blk + j * values.row_bytes);
+      for (size_t g = 0; g < kG; ++g)
+        for (size_t j = 0; j < m; ++j) c[g][j] = p[g * p_stride + j0 + j] * dv[j];
+      __m512 acc[kG][2];
+      for (size_t g = 0; g < kG; ++g) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
+      for (size_t j = 0; j < m; ++j) {
+        const uint8_t* qs = blk + j * values.row_bytes + offsetof(quant::BlockQ8_0, qs);
+        const __m512 v0 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))));
+        const __m512 v1 =
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16))));
+        for (size_t g = 0; g < kG; ++g) {
+          const __m512 cg = _mm512_set1_ps(c[g][j]);
+          acc[g][0] = _mm512_fmadd_ps(cg, v0, acc[g][0]);
+          acc[g][1] = _mm512_fmadd_ps(cg, v1, acc[g][1]);
+        }
+      }
+      for (size_t g = 0; g < kG; ++g) {
+        float* o = out + g * hd + 32 * b;
+        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[g][0]));
+        _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), acc[g][1]));
+      }
+    }
+  }
+}
+
+// The two products for `group` heads, kAttnQ8Group at a time; `qb` the queries as q8_0
+// blocks (group rows), `scores` group * n_pos floats. Softmax runs in between (the caller).
+void KeyTileScoresGroup(const KeyTiles& keys, const quant::BlockQ8_0* qb, size_t group, float scale, float* scores) {
+  const size_t nb = KeyTiles::n_block(keys.head_dim);
+  for (size_t g0 = 0; g0 < group; g0 += kAttnQ8Group) {
+    const size_t ng = group - g0 < kAttnQ8Group ? group - g0 : kAttnQ8Group;
+    const quant::BlockQ8_0* q = qb + g0 * nb;
+    float* s = scores + g0 * keys.n_pos;
+    switch (ng) {
+      case 1: KeyTileScores<1>(keys, q, scale, s); break;
+      case 2: KeyTileScores<2>(keys, q, scale, s); break;
+      case 3: KeyTileScores<3>(keys, q, scale, s); break;
+      case 4: KeyTileScores<4>(keys, q, scale, s); break;
+      case 5: KeyTileScores<5>(keys, q, scale, s); break;
+      case 6: KeyTileScores<6>(keys, q, scale, s); break;
+      case 7: KeyTileScores<7>(keys, q, scale, s); break;
+      default: KeyTileScores<8>(keys, q, scale, s); break;
+    }
+  }
+}
+void ValueRowsQ8Group(const MatrixView& values, const float* p, size_t group, float* out) {
+  const size_t hd = values.n_col, n_pos = values.n_row;
+  for (size_t g0 = 0; g0 < group; g0 += kAttnQ8Group) {
+    const size_t ng = group - g0 < kAttnQ8Group ? group - g0 : kAttnQ8Group;
+    const float* pg = p + g0 * n_pos;
+    float* o = out + g0 * hd;
+    switch (ng) {
+      case 1: ValueRowsQ8<1>(values, pg, n_pos, o); break;
+      case 2: ValueRowsQ8<2>(values, pg, n_pos, o); break;
+      case 3: ValueRowsQ8<3>(values, pg, n_pos, o); break;
+      case 4: ValueRowsQ8<4>(values, pg, n_pos, o); break;
+      case 5: ValueRowsQ8<5>(values, pg, n_pos, o); break;
+      case 6: ValueRowsQ8<6>(values, pg, n_pos, o); break;
+      case 7: ValueRowsQ8<7>(values, pg, n_pos, o); break;
+      default: ValueRowsQ8<8>(values, pg, n_pos, o); break;
+    }
+  }
+}
+#endif
+
 // ---------------------------------------------------------------- K-quants
 
 #define EMBER_KQ_VNNI EMBER_INT8_VNNI

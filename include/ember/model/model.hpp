@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "ember/attention/kv_cache.hpp"
 #include "ember/chat/template.hpp"
 #include "ember/core/large_buffer.hpp"
 #include "ember/core/log.hpp"
@@ -94,13 +95,12 @@ class Model {
   MemoryPlan memory_plan(uint32_t n_ctx, uint32_t n_batch = 64, std::optional<DType> kv_dtype = std::nullopt,
                          uint32_t n_seq_max = 1) const {
     const auto& h = hparams();
-    const uint64_t kv_elem = kv_dtype.value_or(default_kv_dtype()) == DType::F16 ? 2 : 4;
     MemoryPlan p;
     for (const auto& t : impl_->file.tensors()) p.weights_bytes += t.n_bytes;
     p.packed_bytes = impl_->packed_bytes;
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
-    p.kv_bytes_per_token = 2ull * h.n_layer * h.n_embd_kv() * kv_elem;
+    p.kv_bytes_per_token = KvCache::bytes_needed(kv_dtype.value_or(default_kv_dtype()), h.n_layer, 1, h.n_embd_kv());
     p.kv_bytes = p.kv_bytes_per_token * n_ctx * n_seq_max;
     const uint64_t per_token = 2ull * h.n_embd + 2ull * h.n_embd_q() + 2ull * h.n_embd_kv() + 2ull * h.n_ff;
     const uint64_t n_logit_rows = n_seq_max + std::min(n_seq_max, n_batch);

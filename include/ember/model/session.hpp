@@ -42,7 +42,10 @@ namespace ember {
 
 // Element type of the KV cache. Automatic: F32 for a model whose matrices are all F32
 // (full precision, as llama2.c runs them), else F16 (llama.cpp's default; half the memory).
-enum class KvType { automatic, f32, f16 };
+// q8_0: about half of F16's memory and bytes read per token (llama.cpp's --cache-type-k/v
+// q8_0); it needs head_dim a multiple of 32, at most 512, and a Session whose model's heads
+// are otherwise gets F16 (kv_dtype() says which it got).
+enum class KvType { automatic, f32, f16, q8_0 };
 
 using SeqId = uint32_t;
 
@@ -155,6 +158,10 @@ class Session {
   static DType kv_dtype(const ModelT& model, KvType t) {
     if (t == KvType::f32) return DType::F32;
     if (t == KvType::f16) return DType::F16;
+    if (t == KvType::q8_0) {
+      const uint32_t hd = model.hparams().head_dim;
+      return hd % 32 == 0 && hd / 32 <= KvCache::kMaxBlocks ? DType::Q8_0 : DType::F16;
+    }
     return model.default_kv_dtype();
   }
 

@@ -3,7 +3,8 @@
 //   "EMBS" · u32 version · u64 model fingerprint · u32 n_ctx · u32 KV dtype · u32 n_layer ·
 //   u32 n_embd_kv · u32 n_vocab · u32 n_seq, then per sequence:
 //   u32 seq id · u32 n_past · i32 tokens[n_past] · f32 logits[n_vocab] ·
-//   per layer: keys (n_past, n_embd_kv) then values (n_embd_kv, n_past), KV dtype elements;
+//   per layer: keys (n_past, n_embd_kv) then values (n_embd_kv, n_past), KV dtype elements
+//   (Q8_0: keys then values, each n_past rows of n_embd_kv / 32 q8_0 blocks);
 //   and last a u64 FNV-1a checksum of every byte before it.
 // The fingerprint hashes the hyperparameters, every tensor's name, type, shape and first
 // 64 bytes, and the file size, so a state from another model (another quantization, or
