@@ -15,9 +15,10 @@ import time
 from llama_cpp import Llama, llama_cpp
 
 
-def ember(cli, model, n_prompt, n_gen, threads, depth):
+def ember(cli, model, n_prompt, n_gen, threads, depth, kv):
     out = subprocess.run([cli, "bench", "-m", model, "-p", str(n_prompt), "-n", str(n_gen), "-t", str(threads),
-                          "--depth", str(depth), "--json"], check=True, capture_output=True, text=True).stdout
+                          "--depth", str(depth), "--kv-type", kv, "--json"],
+                         check=True, capture_output=True, text=True).stdout
     r = json.loads(out.strip().splitlines()[-1])
     return r["pp"], r["tg"]
 
@@ -50,18 +51,23 @@ def main():
     ap.add_argument("--depth", type=int, default=0, help="tokens of context before the prompt")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--bandwidth", type=float, default=0, help="read GB/s: adds each tg's share of the roofline")
+    ap.add_argument("--kv", choices=("f16", "q8_0"), default="f16",
+                    help="KV cache type of both engines (llama.cpp's q8_0 values need its flash attention)")
     a = ap.parse_args()
+    kv_args = {"type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0,
+               "flash_attn": True} if a.kv == "q8_0" else {}
     llm = Llama(model_path=a.model, n_ctx=a.depth + a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t,
-                n_threads_batch=a.t, verbose=False)
+                n_threads_batch=a.t, verbose=False, **kv_args)
     n_vocab = llm.n_vocab()
     best = {"ember": [0, 0], "llama.cpp": [0, 0]}
     for _ in range(a.repeat):
-        for name, fn in (("ember", lambda: ember(a.ember, a.model, a.p, a.n, a.t, a.depth)),
+        for name, fn in (("ember", lambda: ember(a.ember, a.model, a.p, a.n, a.t, a.depth, a.kv)),
                          ("llama.cpp", lambda: llama(llm, a.p, a.n, n_vocab, a.depth))):
             pp, tg = fn()
             best[name] = [max(best[name][0], pp), max(best[name][1], tg)]
     e, l = best["ember"], best["llama.cpp"]
-    tg = f"tg{a.n}" + (" after " + str(a.depth + a.p) if a.depth or a.p > 64 else "")
+    tg = f"tg{a.n}" + (" after " + str(a.depth + a.p) if a.depth or a.p > 64 else "") + (
+        ", q8_0 KV" if a.kv == "q8_0" else "")
     # Decode reads every weight once per token: the roofline is bandwidth / file size.
     roof = a.bandwidth * 1e9 / os.path.getsize(a.model) if a.bandwidth > 0 else 0
     share = (lambda tg_ts: f" | {100 * tg_ts / roof:.0f}%") if roof else (lambda tg_ts: "")

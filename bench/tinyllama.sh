@@ -5,7 +5,8 @@
 # in Q4_0, Q8_0 and Q4_K_M with ember's own writer and quantizer (.cache/bench/, about 2.5 GB;
 # Q4_K_M takes a few minutes), measures this machine's read bandwidth, then runs both engines
 # alternately on the same files: pp64 + tg64 and pp512 + tg64 (best of 3), tg64 after 1024
-# and 4096 tokens of context (one run each: the context alone takes minutes), and time to
+# and 4096 tokens of context (one run each: the context alone takes minutes), tg64 with both
+# engines' q8_0 KV cache at depth 0 and after the deepest context, and time to
 # first token + peak RSS (fresh processes, warm page cache). The peer is llama.cpp through
 # llama-cpp-python 0.3.36, built from its PyPI source distribution with the flags of
 # ../shared/design/MODELS.md if it is not installed (llama-bench itself is not built).
@@ -44,6 +45,12 @@ for q in $models; do
   for d in $depths; do
     python3 bench/decode_vs_llamacpp.py --ember $cli -m "$m" -t "$threads" -p 64 -n 64 --depth $((d - 64)) \
       --repeat 1 --bandwidth "$bw"
+  done
+  # The same with both engines' q8_0 KV cache, at depth 0 and the deepest context.
+  deepest=$(printf '%s\n' $depths | sort -g | tail -1)
+  for d in 0 $((deepest - 64)); do
+    python3 bench/decode_vs_llamacpp.py --ember $cli -m "$m" -t "$threads" -p 64 -n 64 --depth "$d" \
+      --repeat $([ "$d" = 0 ] && echo 3 || echo 1) --kv q8_0 --bandwidth "$bw"
   done
   python3 bench/ttft_rss.py --ember $cli -m "$m" -t "$threads"
 done

@@ -677,32 +677,48 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
 }
 
 // out[g][dim] = sum_j p[g][j] * v[j][dim] over q8_0 value rows (n_pos, head_dim), for kG
-// heads, `out` zeroed by the caller: kAttnQ8Chunk positions at a time, and within a chunk
-// one block (32 dimensions, two accumulators per head) at a time, each value widened once
-// for all heads; each chunk's sums are added to out in chunk order.
+// heads, `out` zeroed by the caller: kAttnQ8Chunk positions at a time, and within a chunk one
+// block (32 dimensions, two accumulators per head) at a time. Per chunk and block, each head's
+// coefficients c = p * d (the block scales gathered and widened 16 at a time) go into an L1
+// buffer, with vectors; then each value block is widened once for all heads and each head adds
+// c times it. Only the FMAs and the widening use the vector ALU ports per position. Each
+// chunk's sums are added to out in chunk order.
 constexpr size_t kAttnQ8Chunk = 128;
 template <size_t kG>
 HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_stride, float* out) {
   const size_t hd = values.n_col, nb = hd / 32, n_pos = values.n_row;
-  HWY_ALIGN float c[kG][kAttnQ8Chunk];  // p[g][j] * d of the block of row j
-  HWY_ALIGN float dv[kAttnQ8Chunk];
+  constexpr size_t kStride = kAttnQ8Chunk + 16;  // rows of c a little over 512 bytes apart
+  HWY_ALIGN float c[kG * kStride];
+  HWY_ALIGN uint16_t dh[kAttnQ8Chunk];
   for (size_t j0 = 0; j0 < n_pos; j0 += kAttnQ8Chunk) {
-    const size_t m = n_pos - j0 < kAttnQ8Chunk ? n_pos - j0 : kAttnQ8Chunk;
+    const size_t m = n_pos - j0 < kAttnQ8Chunk ? n_pos - j0 : kAttnQ8Chunk, m16 = (m + 15) / 16 * 16;
+    if (j0 + m < n_pos) {  // the next chunk's rows, one contiguous run: in flight while this one runs
+      const auto* next = reinterpret_cast<const uint8_t*>(values.row(j0 + m));
+      const size_t n_next = n_pos - j0 - m < kAttnQ8Chunk ? n_pos - j0 - m : kAttnQ8Chunk;
+      for (size_t o = 0; o < n_next * values.row_bytes; o += 64) hwy::Prefetch(next + o);
+    }
     for (size_t b = 0; b < nb; ++b) {
       const auto* blk = reinterpret_cast<const uint8_t*>(values.row(j0)) + b * sizeof(quant::BlockQ8_0);
-      for (size_t j = 0; j < m; ++j) dv[j] = LoadHalf(blk + j * values.row_bytes);
-      for (size_t g = 0; g < kG; ++g)
-        for (size_t j = 0; j < m; ++j) c[g][j] = p[g * p_stride + j0 + j] * dv[j];
+      for (size_t j = 0; j < m; ++j) std::memcpy(dh + j, blk + j * values.row_bytes, 2);
+      for (size_t j = m; j < m16; ++j) dh[j] = 0;
+      for (size_t j = 0; j < m16; j += 16) {
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dh + j)));
+        const __mmask16 live = j + 16 <= m ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
+        for (size_t g = 0; g < kG; ++g)
+          _mm512_store_ps(c + g * kStride + j,
+                          _mm512_mul_ps(d, _mm512_maskz_loadu_ps(live, p + g * p_stride + j0 + j)));
+      }
       __m512 acc[kG][2];
       for (size_t g = 0; g < kG; ++g) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
-      for (size_t j = 0; j < m; ++j) {
-        const uint8_t* qs = blk + j * values.row_bytes + offsetof(quant::BlockQ8_0, qs);
+      for (size_t j = 0; j < m; ++j, blk += values.row_bytes) {
+        const uint8_t* qs = blk + offsetof(quant::BlockQ8_0, qs);
         const __m512 v0 =
             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))));
         const __m512 v1 =
             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16))));
+#pragma GCC unroll 8
         for (size_t g = 0; g < kG; ++g) {
-          const __m512 cg = _mm512_set1_ps(c[g][j]);
+          const __m512 cg = _mm512_set1_ps(c[g * kStride + j]);
           acc[g][0] = _mm512_fmadd_ps(cg, v0, acc[g][0]);
           acc[g][1] = _mm512_fmadd_ps(cg, v1, acc[g][1]);
         }
