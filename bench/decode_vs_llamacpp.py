@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Prompt processing and generation speed of ember-cli and llama.cpp on one GGUF file.
 
-Alternates the two engines REPEAT times and keeps each one's best run. llama.cpp is the
-llama_cpp Python package built from the llama-cpp-python source distribution (MODELS.md
-flags); its timings come from llama.cpp's own perf counters, so Python adds nothing.
-Usage: decode_vs_llamacpp.py --ember build/release/examples/ember-cli -m MODEL.gguf
+Alternates the two engines REPEAT times and keeps each one's best run. llama.cpp is its own
+llama-bench (--llama-bench PATH, built by bench/build_llama_bench.sh from the llama-cpp-python
+source distribution with MODELS.md's flags), or else the llama_cpp Python package built from
+that same source, timed around its eval calls.
+Usage: decode_vs_llamacpp.py --ember build/release/examples/ember-cli -m MODEL.gguf [--llama-bench PATH]
 """
 import argparse
 import json
@@ -21,6 +22,21 @@ def ember(cli, model, n_prompt, n_gen, threads, depth, kv):
                          check=True, capture_output=True, text=True).stdout
     r = json.loads(out.strip().splitlines()[-1])
     return r["pp"], r["tg"]
+
+
+def llama_bench(path, model, n_prompt, n_gen, threads, depth, kv):
+    # Two runs, as ember-cli bench measures: the prompt after `depth` tokens of context, then
+    # generation after depth + n_prompt. llama-bench fills the context untimed, then times.
+    def run(p, n, d):
+        args = [path, "-m", model, "-t", str(threads), "-p", str(p), "-n", str(n), "-d", str(d), "-r", "1",
+                "--no-warmup", "-o", "json"]
+        if p:  # the prompt as one batch, as ember-cli bench and the binding's n_batch take it
+            args += ["-b", str(p), "-ub", str(p)]
+        if kv == "q8_0":
+            args += ["-fa", "1", "-ctk", "q8_0", "-ctv", "q8_0"]
+        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+        return json.loads(out)[0]["avg_ts"]
+    return run(n_prompt, 0, depth), run(0, n_gen, depth + n_prompt)
 
 
 def llama(llm, n_prompt, n_gen, n_vocab, depth):
@@ -53,16 +69,21 @@ def main():
     ap.add_argument("--bandwidth", type=float, default=0, help="read GB/s: adds each tg's share of the roofline")
     ap.add_argument("--kv", choices=("f16", "q8_0"), default="f16",
                     help="KV cache type of both engines (llama.cpp's q8_0 values need its flash attention)")
+    ap.add_argument("--llama-bench", help="llama.cpp's llama-bench binary (else the llama_cpp Python package)")
     a = ap.parse_args()
     kv_args = {"type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0,
                "flash_attn": True} if a.kv == "q8_0" else {}
-    llm = Llama(model_path=a.model, n_ctx=a.depth + a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t,
-                n_threads_batch=a.t, verbose=False, **kv_args)
-    n_vocab = llm.n_vocab()
+    if a.llama_bench:
+        peer = lambda: llama_bench(a.llama_bench, a.model, a.p, a.n, a.t, a.depth, a.kv)
+    else:
+        llm = Llama(model_path=a.model, n_ctx=a.depth + a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t,
+                    n_threads_batch=a.t, verbose=False, **kv_args)
+        n_vocab = llm.n_vocab()
+        peer = lambda: llama(llm, a.p, a.n, n_vocab, a.depth)
     best = {"ember": [0, 0], "llama.cpp": [0, 0]}
     for _ in range(a.repeat):
         for name, fn in (("ember", lambda: ember(a.ember, a.model, a.p, a.n, a.t, a.depth, a.kv)),
-                         ("llama.cpp", lambda: llama(llm, a.p, a.n, n_vocab, a.depth))):
+                         ("llama.cpp", peer)):
             pp, tg = fn()
             best[name] = [max(best[name][0], pp), max(best[name][1], tg)]
     e, l = best["ember"], best["llama.cpp"]
@@ -74,8 +95,9 @@ def main():
     print(f"| engine | pp{a.p} t/s | {tg} t/s" + (" | tg share of roofline" if roof else "") + " |")
     print("| --- | ---: | ---: |" + (" ---: |" if roof else ""))
     print(f"| ember | {e[0]:.1f} | {e[1]:.1f}{share(e[1])} |")
-    print(f"| llama.cpp | {l[0]:.1f} | {l[1]:.1f}{share(l[1])} |")
-    print(f"| ember / llama.cpp | {e[0] / l[0]:.2f}x | {e[1] / l[1]:.2f}x" + (" |" if not roof else " | |"))
+    peer_name = "llama-bench" if a.llama_bench else "llama.cpp (Python binding)"
+    print(f"| {peer_name} | {l[0]:.1f} | {l[1]:.1f}{share(l[1])} |")
+    print(f"| ember / {peer_name} | {e[0] / l[0]:.2f}x | {e[1] / l[1]:.2f}x" + (" |" if not roof else " | |"))
 
 if __name__ == "__main__":
     main()

@@ -7,9 +7,10 @@
 # alternately on the same files: pp64 + tg64 and pp512 + tg64 (best of 3), tg64 after 1024
 # and 4096 tokens of context (one run each: the context alone takes minutes), tg64 with both
 # engines' q8_0 KV cache at depth 0 and after the deepest context, and time to
-# first token + peak RSS (fresh processes, warm page cache). The peer is llama.cpp through
-# llama-cpp-python 0.3.36, built from its PyPI source distribution with the flags of
-# ../shared/design/MODELS.md if it is not installed (llama-bench itself is not built).
+# first token + peak RSS (fresh processes, warm page cache). The peer is llama.cpp's own
+# llama-bench, built from the llama-cpp-python 0.3.36 PyPI source distribution
+# with the flags of ../shared/design/MODELS.md (bench/build_llama_bench.sh, once); time to
+# first token and peak RSS go through the llama_cpp Python package from that same source.
 # BENCH_MODELS="Q4_0 Q8_0" limits the formats; BENCH_DEPTHS="1024" the context depths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ if ! python3 -c "import llama_cpp" 2>/dev/null; then
 fi
 cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_BENCH=ON -DEMBER_BUILD_TESTS=OFF >/dev/null
 cmake --build build/bench --target make_tinyllama membw ember-cli
+lb=$(bash bench/build_llama_bench.sh | tail -1)  # llama.cpp's own llama-bench, same source and flags
 mkdir -p .cache/bench
 for q in $models; do
   f=.cache/bench/tinyllama-$q.gguf
@@ -40,16 +42,16 @@ for q in $models; do
   probe
   echo "### $q, $threads threads ($(stat -c %s "$m") bytes)"
   for p in 64 512; do
-    python3 bench/decode_vs_llamacpp.py --ember $cli -m "$m" -t "$threads" -p "$p" -n 64 --bandwidth "$bw"
+    python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p "$p" -n 64 --bandwidth "$bw"
   done
   for d in $depths; do
-    python3 bench/decode_vs_llamacpp.py --ember $cli -m "$m" -t "$threads" -p 64 -n 64 --depth $((d - 64)) \
+    python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 64 -n 64 --depth $((d - 64)) \
       --repeat 1 --bandwidth "$bw"
   done
   # The same with both engines' q8_0 KV cache, at depth 0 and the deepest context.
   deepest=$(printf '%s\n' $depths | sort -g | tail -1)
   for d in 0 $((deepest - 64)); do
-    python3 bench/decode_vs_llamacpp.py --ember $cli -m "$m" -t "$threads" -p 64 -n 64 --depth "$d" \
+    python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 64 -n 64 --depth "$d" \
       --repeat $([ "$d" = 0 ] && echo 3 || echo 1) --kv q8_0 --bandwidth "$bw"
   done
   python3 bench/ttft_rss.py --ember $cli -m "$m" -t "$threads"

@@ -624,7 +624,8 @@ constexpr size_t kAttnQ8Group = 8;
 // each block's accumulator starts at -128 * sum(q) to take that back out, so the integer
 // sums are exact. A tile's 16 lanes are its 16 positions: no horizontal sums.
 template <size_t kG>
-HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, float scale, float* scores) {
+HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, float scale, float* scores,
+                              float* maxes) {
   const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos, end = keys.first + n_pos;
   const size_t tb = KeyTiles::tile_bytes(hd), sb = KeyTiles::scale_bytes(hd);
   float dq[kG][KeyTiles::kMaxBlocks];
@@ -638,6 +639,8 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
       corr[g][b] = -128 * sum;
     }
   const __m512i flip = _mm512_set1_epi8(-128);
+  __m512 mx[kG];
+  for (size_t g = 0; g < kG; ++g) mx[g] = _mm512_set1_ps(-HUGE_VALF);
   for (size_t j0 = keys.first / KeyTiles::kPos * KeyTiles::kPos; j0 < end; j0 += KeyTiles::kPos) {
     const auto* tile = reinterpret_cast<const uint8_t*>(keys.data) + j0 / KeyTiles::kPos * tb;
     if (j0 + 3 * KeyTiles::kPos <= end)
@@ -665,15 +668,58 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
     const __m512 sc = _mm512_set1_ps(scale);
     for (size_t g = 0; g < kG; ++g) {
       float* dst = scores + g * n_pos + (lo - keys.first);
+      const __m512 v = _mm512_mul_ps(s[g], sc);
       if (hi - lo == KeyTiles::kPos) {
-        _mm512_storeu_ps(dst, _mm512_mul_ps(s[g], sc));
+        _mm512_storeu_ps(dst, v);
+        mx[g] = _mm512_max_ps(mx[g], v);
       } else {
         HWY_ALIGN float buf[KeyTiles::kPos];
-        _mm512_store_ps(buf, _mm512_mul_ps(s[g], sc));
+        _mm512_store_ps(buf, v);
         std::memcpy(dst, buf + (lo - j0), (hi - lo) * sizeof(float));
+        const __mmask16 live = __mmask16(((1u << (hi - j0)) - 1) & ~((1u << (lo - j0)) - 1));
+        mx[g] = _mm512_mask_max_ps(mx[g], live, mx[g], v);
       }
     }
   }
+  for (size_t g = 0; g < kG; ++g) maxes[g] = _mm512_reduce_max_ps(mx[g]);
+}
+
+// exp(x) for x <= 0 (softmax's shifted scores): x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two
+// parts, so r is exact to a few ulps), exp(r) by its degree-7 Taylor polynomial (relative
+// error below 1e-8 there), times 2^n by vscalefps. Below -87 the result is held at exp(-87),
+// 1.6e-38: nothing a softmax weight next to exp(0) = 1 can notice.
+HWY_INLINE __m512 ExpNonPositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, n);
+}
+
+// x[i] = exp(x[i] - max) in place; returns their sum (at least 1 when max is x's maximum).
+HWY_INLINE float ExpShiftedSum(float* x, size_t n, float max) {
+  const __m512 m = _mm512_set1_ps(max);
+  __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 e0 = ExpNonPositive(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
+    const __m512 e1 = ExpNonPositive(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m));
+    _mm512_storeu_ps(x + i, e0);
+    _mm512_storeu_ps(x + i + 16, e1);
+    sum0 = _mm512_add_ps(sum0, e0);
+    sum1 = _mm512_add_ps(sum1, e1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 live = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __m512 e = ExpNonPositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(live, x + i), m));
+    _mm512_mask_storeu_ps(x + i, live, e);
+    sum0 = _mm512_add_ps(sum0, _mm512_maskz_mov_ps(live, e));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
 }
 
 // out[g][dim] = sum_j p[g][j] * v[j][dim] over q8_0 value rows (n_pos, head_dim), for kG
@@ -733,26 +779,27 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
 }
 
 // The two products for `group` heads, kAttnQ8Group at a time; `qb` the queries as q8_0
-// blocks (group rows), `scores` group * n_pos floats. Softmax runs in between (the caller).
-void KeyTileScoresGroup(const KeyTiles& keys, const quant::BlockQ8_0* qb, size_t group, float scale, float* scores) {
+// blocks (group rows), `scores` group * n_pos floats.
+HWY_INLINE void KeyTileScoresGroup(const KeyTiles& keys, const quant::BlockQ8_0* qb, size_t group, float scale,
+                                   float* scores, float* maxes) {
   const size_t nb = KeyTiles::n_block(keys.head_dim);
   for (size_t g0 = 0; g0 < group; g0 += kAttnQ8Group) {
     const size_t ng = group - g0 < kAttnQ8Group ? group - g0 : kAttnQ8Group;
     const quant::BlockQ8_0* q = qb + g0 * nb;
     float* s = scores + g0 * keys.n_pos;
     switch (ng) {
-      case 1: KeyTileScores<1>(keys, q, scale, s); break;
-      case 2: KeyTileScores<2>(keys, q, scale, s); break;
-      case 3: KeyTileScores<3>(keys, q, scale, s); break;
-      case 4: KeyTileScores<4>(keys, q, scale, s); break;
-      case 5: KeyTileScores<5>(keys, q, scale, s); break;
-      case 6: KeyTileScores<6>(keys, q, scale, s); break;
-      case 7: KeyTileScores<7>(keys, q, scale, s); break;
-      default: KeyTileScores<8>(keys, q, scale, s); break;
+      case 1: KeyTileScores<1>(keys, q, scale, s, maxes + g0); break;
+      case 2: KeyTileScores<2>(keys, q, scale, s, maxes + g0); break;
+      case 3: KeyTileScores<3>(keys, q, scale, s, maxes + g0); break;
+      case 4: KeyTileScores<4>(keys, q, scale, s, maxes + g0); break;
+      case 5: KeyTileScores<5>(keys, q, scale, s, maxes + g0); break;
+      case 6: KeyTileScores<6>(keys, q, scale, s, maxes + g0); break;
+      case 7: KeyTileScores<7>(keys, q, scale, s, maxes + g0); break;
+      default: KeyTileScores<8>(keys, q, scale, s, maxes + g0); break;
     }
   }
 }
-void ValueRowsQ8Group(const MatrixView& values, const float* p, size_t group, float* out) {
+HWY_INLINE void ValueRowsQ8Group(const MatrixView& values, const float* p, size_t group, float* out) {
   const size_t hd = values.n_col, n_pos = values.n_row;
   for (size_t g0 = 0; g0 < group; g0 += kAttnQ8Group) {
     const size_t ng = group - g0 < kAttnQ8Group ? group - g0 : kAttnQ8Group;
@@ -769,6 +816,24 @@ void ValueRowsQ8Group(const MatrixView& values, const float* p, size_t group, fl
       default: ValueRowsQ8<8>(values, pg, n_pos, o); break;
     }
   }
+}
+
+// attend_group over a q8_0 cache for `group` (<= kMaxGroup) heads, the queries already q8_0
+// blocks: the scores and each head's maximum in one pass over the key tiles, then exp(s - max)
+// and its sum in one pass, then the values weighted by those, and the outputs divided by the
+// sums at the end (softmax's normalization moved past the sum over positions).
+constexpr size_t kAttnQ8MaxGroup = 16;
+void AttendQ8Vnni(const KeyTiles& keys, const MatrixView& values, const quant::BlockQ8_0* qb, size_t group, float scale,
+                  float* scores, float* out) {
+  const size_t n_pos = keys.n_pos, hd = keys.head_dim;
+  float maxes[kAttnQ8MaxGroup], inv[kAttnQ8MaxGroup];
+  KeyTileScoresGroup(keys, qb, group, scale, scores, maxes);
+  for (size_t g = 0; g < group; ++g) inv[g] = 1.0f / ExpShiftedSum(scores + g * n_pos, n_pos, maxes[g]);
+  std::memset(out, 0, group * hd * sizeof(float));
+  ValueRowsQ8Group(values, scores, group, out);
+  for (size_t g = 0; g < group; ++g)
+    for (size_t i = 0; i < hd; i += 16)
+      _mm512_storeu_ps(out + g * hd + i, _mm512_mul_ps(_mm512_loadu_ps(out + g * hd + i), _mm512_set1_ps(inv[g])));
 }
 #endif
 
