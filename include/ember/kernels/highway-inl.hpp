@@ -932,19 +932,26 @@ bool AttendF16(const MatrixView&, const MatrixView&, const float*, size_t, float
 
 // Decode attention over a q8_0 cache (attend_group's fast path for Q8_0): the queries
 // quantized to q8_0 as the matmul path's are, integer dot products against the key tiles
-// 16 positions per vector, softmax, then the values dequantized and weighted in f32
-// (highway_int8-inl.hpp's AttendQ8Vnni). AVX-512 with VNNI only; false elsewhere (the caller takes
-// attend_group_q8_rows).
+// 16 positions at a time, softmax, then the values dequantized and weighted in f32
+// (highway_int8-inl.hpp's AttendQ8Tiles: vpdpbusd with VNNI, maddubs on AVX2 and on AVX3
+// without it). False on the other targets (the caller takes attend_group_q8_rows).
 bool AttendQ8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale, float* scores,
               float* out, bool vnni) {
-#if EMBER_HWY_X86 && HWY_TARGET != HWY_AVX2
+#if EMBER_HWY_X86
   const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos;
-  if (!vnni || hd % 32 != 0 || nb > KeyTiles::kMaxBlocks || group == 0 || group > int8_vnni::kAttnQ8MaxGroup ||
-      n_pos == 0 || values.dtype != DType::Q8_0 || values.n_row != n_pos || values.n_col != hd)
+  if (hd % 32 != 0 || nb > KeyTiles::kMaxBlocks || group == 0 || group > int8_plain::kAttnQ8MaxGroup || n_pos == 0 ||
+      values.dtype != DType::Q8_0 || values.n_row != n_pos || values.n_col != hd)
     return false;
-  quant::BlockQ8_0 qb[int8_vnni::kAttnQ8MaxGroup * KeyTiles::kMaxBlocks];
+  quant::BlockQ8_0 qb[int8_plain::kAttnQ8MaxGroup * KeyTiles::kMaxBlocks];
   for (size_t g = 0; g < group; ++g) quant::quantize_activations(q + g * hd, qb + g * nb, hd);
-  int8_vnni::AttendQ8Vnni(keys, values, qb, group, scale, scores, out);
+#if HWY_TARGET != HWY_AVX2
+  if (vnni) {
+    int8_vnni::AttendQ8Tiles(keys, values, qb, group, scale, scores, out);
+    return true;
+  }
+#endif
+  (void)vnni;
+  int8_plain::AttendQ8Tiles(keys, values, qb, group, scale, scores, out);
   return true;
 #else
   (void)keys, (void)values, (void)q, (void)group, (void)scale, (void)scores, (void)out, (void)vnni;

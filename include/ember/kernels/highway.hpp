@@ -56,8 +56,9 @@ struct Highway {
   static bool attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                      float* scores, float* out);
   // The same over a Q8_0 cache: key tiles and q8_0 value rows (n_pos, head_dim); the
-  // queries quantized to q8_0 as the matmul path's are. False, with nothing written, without
-  // AVX-512 VNNI (or with it turned off), for head_dim above 512 or groups above 16.
+  // queries quantized to q8_0 as the matmul path's are. vpdpbusd with AVX-512 VNNI, maddubs
+  // on AVX2 and AVX3 without it. False, with nothing written, on the scalar target (and off
+  // x86), for head_dim above 512 or groups above 16.
   static bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
                         float* scores, float* out);
   static void silu_mul(float* gate, const float* up, size_t n);

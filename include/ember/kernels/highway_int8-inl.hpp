@@ -611,12 +611,16 @@ void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t
 }
 #endif
 
-#if EMBER_INT8_VNNI
 // ---------------------------------------------------------------- q8_0 KV cache attention
-// highway-inl.hpp's AttendQ8 runs these: the scores against key tiles (key_tiles.hpp) and the
-// probability-weighted sum of q8_0 value rows, for up to kAttnQ8Group query heads at a time.
+// highway-inl.hpp's AttendQ8 runs AttendQ8Tiles: the scores against key tiles (key_tiles.hpp)
+// with each head's maximum, exp(s - max) and its sum, the exp-weighted sum of q8_0 value rows,
+// divided by the sum at the end. The VNNI copy works on 512-bit vectors (a tile's 16
+// positions in one vector), the plain copy on 256-bit ones (AVX2; two halves of 8).
 
-constexpr size_t kAttnQ8Group = 8;
+constexpr size_t kAttnQ8Chunk = 128;  // value rows per pass (8.5 KiB for head_dim 64)
+
+#if EMBER_INT8_VNNI
+constexpr size_t kAttnQ8ScoreGroup = 8, kAttnQ8ValueGroup = 8;  // heads per pass
 
 // scores[g * n_pos + j - first] = scale * sum over blocks b of d_k * d_q * sum(k * q), for
 // each key j of the tiles' range and head g < kG, the queries given as q8_0 blocks `qb`
@@ -729,7 +733,6 @@ HWY_INLINE float ExpShiftedSum(float* x, size_t n, float max) {
 // buffer, with vectors; then each value block is widened once for all heads and each head adds
 // c times it. Only the FMAs and the widening use the vector ALU ports per position. Each
 // chunk's sums are added to out in chunk order.
-constexpr size_t kAttnQ8Chunk = 128;
 template <size_t kG>
 HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_stride, float* out) {
   const size_t hd = values.n_col, nb = hd / 32, n_pos = values.n_row;
@@ -778,64 +781,200 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
   }
 }
 
-// The two products for `group` heads, kAttnQ8Group at a time; `qb` the queries as q8_0
-// blocks (group rows), `scores` group * n_pos floats.
-HWY_INLINE void KeyTileScoresGroup(const KeyTiles& keys, const quant::BlockQ8_0* qb, size_t group, float scale,
-                                   float* scores, float* maxes) {
-  const size_t nb = KeyTiles::n_block(keys.head_dim);
-  for (size_t g0 = 0; g0 < group; g0 += kAttnQ8Group) {
-    const size_t ng = group - g0 < kAttnQ8Group ? group - g0 : kAttnQ8Group;
-    const quant::BlockQ8_0* q = qb + g0 * nb;
-    float* s = scores + g0 * keys.n_pos;
-    switch (ng) {
-      case 1: KeyTileScores<1>(keys, q, scale, s, maxes + g0); break;
-      case 2: KeyTileScores<2>(keys, q, scale, s, maxes + g0); break;
-      case 3: KeyTileScores<3>(keys, q, scale, s, maxes + g0); break;
-      case 4: KeyTileScores<4>(keys, q, scale, s, maxes + g0); break;
-      case 5: KeyTileScores<5>(keys, q, scale, s, maxes + g0); break;
-      case 6: KeyTileScores<6>(keys, q, scale, s, maxes + g0); break;
-      case 7: KeyTileScores<7>(keys, q, scale, s, maxes + g0); break;
-      default: KeyTileScores<8>(keys, q, scale, s, maxes + g0); break;
+#else
+// 16 ymm registers on AVX2: 4 heads' two score halves per pass over the keys, 8 heads' one
+// accumulator each (8 dimensions at a time) per pass over the values.
+constexpr size_t kAttnQ8ScoreGroup = 4, kAttnQ8ValueGroup = 8;
+
+// As the VNNI KeyTileScores, with maddubs: k * q as |k| * (q with k's sign), pairs below 2^15
+// (|k|, |q| <= 127, as the q8_0 quantizer gives), then madd by ones into int32 lanes; a
+// tile's 16 positions as two halves of 8. Each block's |k| is computed once for all heads.
+template <size_t kG>
+HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, float scale, float* scores,
+                              float* maxes) {
+  const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos, end = keys.first + n_pos;
+  const size_t tb = KeyTiles::tile_bytes(hd), sb = KeyTiles::scale_bytes(hd);
+  float dq[kG][KeyTiles::kMaxBlocks];
+  for (size_t g = 0; g < kG; ++g)
+    for (size_t b = 0; b < nb; ++b) dq[g][b] = f16_to_f32(qb[g * nb + b].d_f16);
+  const __m256i ones = _mm256_set1_epi16(1);
+  HWY_ALIGN uint8_t kabs[32 * KeyTiles::kPos];
+  __m256 mx[kG];
+  for (size_t g = 0; g < kG; ++g) mx[g] = _mm256_set1_ps(-HUGE_VALF);
+  for (size_t j0 = keys.first / KeyTiles::kPos * KeyTiles::kPos; j0 < end; j0 += KeyTiles::kPos) {
+    const auto* tile = reinterpret_cast<const uint8_t*>(keys.data) + j0 / KeyTiles::kPos * tb;
+    if (j0 + 3 * KeyTiles::kPos <= end)
+      for (size_t o = 0; o < tb; o += 64) hwy::Prefetch(tile + 2 * tb + o);
+    __m256 s[kG][2];
+    for (size_t g = 0; g < kG; ++g) s[g][0] = s[g][1] = _mm256_setzero_ps();
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* q = tile + sb + b * 32 * KeyTiles::kPos;
+      for (size_t o = 0; o < 32 * KeyTiles::kPos; o += 32)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(kabs + o),
+                           _mm256_abs_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(q + o))));
+      const __m128i dh0 = _mm_load_si128(reinterpret_cast<const __m128i*>(tile + b * 32));
+      const __m128i dh1 = _mm_load_si128(reinterpret_cast<const __m128i*>(tile + b * 32 + 16));
+      const __m256 dk0 = _mm256_cvtph_ps(dh0), dk1 = _mm256_cvtph_ps(dh1);
+      for (size_t g = 0; g < kG; ++g) {
+        const int8_t* a = qb[g * nb + b].qs;
+        __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+        for (size_t c = 0; c < 8; ++c) {
+          const __m256i qv = _mm256_set1_epi32(LoadI32(a + 4 * c));
+          const auto* k = reinterpret_cast<const __m256i*>(q + 64 * c);
+          const auto* ka = reinterpret_cast<const __m256i*>(kabs + 64 * c);
+          acc0 = _mm256_add_epi32(
+              acc0, _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(_mm256_load_si256(ka), _mm256_sign_epi8(qv, _mm256_load_si256(k))), ones));
+          acc1 = _mm256_add_epi32(
+              acc1, _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(_mm256_load_si256(ka + 1), _mm256_sign_epi8(qv, _mm256_load_si256(k + 1))),
+                        ones));
+        }
+        const __m256 f = _mm256_set1_ps(dq[g][b]);
+        s[g][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc0), _mm256_mul_ps(dk0, f), s[g][0]);
+        s[g][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc1), _mm256_mul_ps(dk1, f), s[g][1]);
+      }
+    }
+    const size_t lo = j0 > keys.first ? j0 : keys.first, hi = end - j0 < KeyTiles::kPos ? end : j0 + KeyTiles::kPos;
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (size_t g = 0; g < kG; ++g) {
+      const __m256 v0 = _mm256_mul_ps(s[g][0], sc), v1 = _mm256_mul_ps(s[g][1], sc);
+      float* dst = scores + g * n_pos + (lo - keys.first);
+      if (hi - lo == KeyTiles::kPos) {
+        _mm256_storeu_ps(dst, v0);
+        _mm256_storeu_ps(dst + 8, v1);
+        mx[g] = _mm256_max_ps(mx[g], _mm256_max_ps(v0, v1));
+      } else {
+        HWY_ALIGN float buf[KeyTiles::kPos];
+        _mm256_store_ps(buf, v0);
+        _mm256_store_ps(buf + 8, v1);
+        std::memcpy(dst, buf + (lo - j0), (hi - lo) * sizeof(float));
+        for (size_t i = lo - j0; i < hi - j0; ++i) mx[g] = _mm256_max_ps(mx[g], _mm256_set1_ps(buf[i]));
+      }
     }
   }
-}
-HWY_INLINE void ValueRowsQ8Group(const MatrixView& values, const float* p, size_t group, float* out) {
-  const size_t hd = values.n_col, n_pos = values.n_row;
-  for (size_t g0 = 0; g0 < group; g0 += kAttnQ8Group) {
-    const size_t ng = group - g0 < kAttnQ8Group ? group - g0 : kAttnQ8Group;
-    const float* pg = p + g0 * n_pos;
-    float* o = out + g0 * hd;
-    switch (ng) {
-      case 1: ValueRowsQ8<1>(values, pg, n_pos, o); break;
-      case 2: ValueRowsQ8<2>(values, pg, n_pos, o); break;
-      case 3: ValueRowsQ8<3>(values, pg, n_pos, o); break;
-      case 4: ValueRowsQ8<4>(values, pg, n_pos, o); break;
-      case 5: ValueRowsQ8<5>(values, pg, n_pos, o); break;
-      case 6: ValueRowsQ8<6>(values, pg, n_pos, o); break;
-      case 7: ValueRowsQ8<7>(values, pg, n_pos, o); break;
-      default: ValueRowsQ8<8>(values, pg, n_pos, o); break;
-    }
+  for (size_t g = 0; g < kG; ++g) {
+    HWY_ALIGN float m[8];
+    _mm256_store_ps(m, mx[g]);
+    float best = m[0];
+    for (size_t i = 1; i < 8; ++i) best = m[i] > best ? m[i] : best;
+    maxes[g] = best;
   }
 }
 
-// attend_group over a q8_0 cache for `group` (<= kMaxGroup) heads, the queries already q8_0
-// blocks: the scores and each head's maximum in one pass over the key tiles, then exp(s - max)
-// and its sum in one pass, then the values weighted by those, and the outputs divided by the
-// sums at the end (softmax's normalization moved past the sum over positions).
-constexpr size_t kAttnQ8MaxGroup = 16;
-void AttendQ8Vnni(const KeyTiles& keys, const MatrixView& values, const quant::BlockQ8_0* qb, size_t group, float scale,
-                  float* scores, float* out) {
-  const size_t n_pos = keys.n_pos, hd = keys.head_dim;
-  float maxes[kAttnQ8MaxGroup], inv[kAttnQ8MaxGroup];
-  KeyTileScoresGroup(keys, qb, group, scale, scores, maxes);
-  for (size_t g = 0; g < group; ++g) inv[g] = 1.0f / ExpShiftedSum(scores + g * n_pos, n_pos, maxes[g]);
-  std::memset(out, 0, group * hd * sizeof(float));
-  ValueRowsQ8Group(values, scores, group, out);
-  for (size_t g = 0; g < group; ++g)
-    for (size_t i = 0; i < hd; i += 16)
-      _mm512_storeu_ps(out + g * hd + i, _mm512_mul_ps(_mm512_loadu_ps(out + g * hd + i), _mm512_set1_ps(inv[g])));
+// As the VNNI ExpNonPositive, with 2^n built in the exponent field (n >= -126 here).
+HWY_INLINE __m256 ExpNonPositive(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723212e-6f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+HWY_INLINE float ExpShiftedSum(float* x, size_t n, float max) {
+  const __m256 m = _mm256_set1_ps(max);
+  __m256 sum0 = _mm256_setzero_ps(), sum1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 e0 = ExpNonPositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+    const __m256 e1 = ExpNonPositive(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), m));
+    _mm256_storeu_ps(x + i, e0);
+    _mm256_storeu_ps(x + i + 8, e1);
+    sum0 = _mm256_add_ps(sum0, e0);
+    sum1 = _mm256_add_ps(sum1, e1);
+  }
+  HWY_ALIGN float t[8];
+  _mm256_store_ps(t, _mm256_add_ps(sum0, sum1));
+  float total = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+  for (; i < n; i += 8) {  // the last < 16, 8 at a time through a buffer padded with max
+    const size_t live = n - i < 8 ? n - i : 8;
+    HWY_ALIGN float b[8];
+    for (size_t k = 0; k < 8; ++k) b[k] = k < live ? x[i + k] : max;
+    _mm256_store_ps(b, ExpNonPositive(_mm256_sub_ps(_mm256_load_ps(b), m)));
+    for (size_t k = 0; k < live; ++k) total += (x[i + k] = b[k]);
+  }
+  return total;
+}
+
+// As the VNNI ValueRowsQ8, 8 dimensions (one accumulator per head) per pass over a chunk's rows.
+template <size_t kG>
+HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_stride, float* out) {
+  const size_t hd = values.n_col, nb = hd / 32, n_pos = values.n_row;
+  constexpr size_t kStride = kAttnQ8Chunk + 16;
+  HWY_ALIGN float c[kG * kStride];
+  for (size_t j0 = 0; j0 < n_pos; j0 += kAttnQ8Chunk) {
+    const size_t m = n_pos - j0 < kAttnQ8Chunk ? n_pos - j0 : kAttnQ8Chunk;
+    if (j0 + m < n_pos) {
+      const auto* next = reinterpret_cast<const uint8_t*>(values.row(j0 + m));
+      const size_t n_next = n_pos - j0 - m < kAttnQ8Chunk ? n_pos - j0 - m : kAttnQ8Chunk;
+      for (size_t o = 0; o < n_next * values.row_bytes; o += 64) hwy::Prefetch(next + o);
+    }
+    for (size_t b = 0; b < nb; ++b) {
+      const auto* blk = reinterpret_cast<const uint8_t*>(values.row(j0)) + b * sizeof(quant::BlockQ8_0);
+      for (size_t j = 0; j < m; ++j) {
+        const float d = LoadHalf(blk + j * values.row_bytes);
+        for (size_t g = 0; g < kG; ++g) c[g * kStride + j] = p[g * p_stride + j0 + j] * d;
+      }
+      for (size_t e = 0; e < 4; ++e) {
+        __m256 acc[kG];
+        for (size_t g = 0; g < kG; ++g) acc[g] = _mm256_setzero_ps();
+        const uint8_t* qs = blk + offsetof(quant::BlockQ8_0, qs) + 8 * e;
+        for (size_t j = 0; j < m; ++j, qs += values.row_bytes) {
+          const __m256 v =
+              _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs))));
+          for (size_t g = 0; g < kG; ++g) acc[g] = _mm256_fmadd_ps(_mm256_set1_ps(c[g * kStride + j]), v, acc[g]);
+        }
+        for (size_t g = 0; g < kG; ++g) {
+          float* o = out + g * hd + 32 * b + 8 * e;
+          _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), acc[g]));
+        }
+      }
+    }
+  }
 }
 #endif
+
+// Calls f(std::integral_constant<size_t, n>{}) for 1 <= n <= kMax.
+template <size_t kMax, class F>
+HWY_INLINE void WithCount(size_t n, F&& f) {
+  if constexpr (kMax > 1) {
+    if (n < kMax) return WithCount<kMax - 1>(n, f);
+  }
+  f(std::integral_constant<size_t, kMax>{});
+}
+
+// attend_group over a q8_0 cache for `group` (<= kAttnQ8MaxGroup) heads, the queries already
+// q8_0 blocks: the scores and each head's maximum in one pass over the key tiles, then
+// exp(s - max) and its sum in one pass, then the values weighted by those, and the outputs
+// divided by the sums at the end (softmax's normalization moved past the sum over positions).
+// `scores` holds group * n_pos floats.
+constexpr size_t kAttnQ8MaxGroup = 16;
+void AttendQ8Tiles(const KeyTiles& keys, const MatrixView& values, const quant::BlockQ8_0* qb, size_t group,
+                   float scale, float* scores, float* out) {
+  const size_t n_pos = keys.n_pos, hd = keys.head_dim, nb = KeyTiles::n_block(hd);
+  float maxes[kAttnQ8MaxGroup];
+  for (size_t g0 = 0; g0 < group; g0 += kAttnQ8ScoreGroup) {
+    const size_t ng = group - g0 < kAttnQ8ScoreGroup ? group - g0 : kAttnQ8ScoreGroup;
+    WithCount<kAttnQ8ScoreGroup>(ng, [&](auto k) {
+      KeyTileScores<decltype(k)::value>(keys, qb + g0 * nb, scale, scores + g0 * n_pos, maxes + g0);
+    });
+  }
+  float inv[kAttnQ8MaxGroup];
+  for (size_t g = 0; g < group; ++g) inv[g] = 1.0f / ExpShiftedSum(scores + g * n_pos, n_pos, maxes[g]);
+  std::memset(out, 0, group * hd * sizeof(float));
+  for (size_t g0 = 0; g0 < group; g0 += kAttnQ8ValueGroup) {
+    const size_t ng = group - g0 < kAttnQ8ValueGroup ? group - g0 : kAttnQ8ValueGroup;
+    WithCount<kAttnQ8ValueGroup>(
+        ng, [&](auto k) { ValueRowsQ8<decltype(k)::value>(values, scores + g0 * n_pos, n_pos, out + g0 * hd); });
+  }
+  for (size_t g = 0; g < group; ++g)
+    for (size_t i = 0; i < hd; ++i) out[g * hd + i] *= inv[g];
+}
 
 // ---------------------------------------------------------------- K-quants
 
