@@ -5,11 +5,14 @@
 // call reads the matrix once). The weights are random quants with sane scales:
 // throughput does not depend on the values.
 //
-//   kquant_bench [--seconds=S] [--no-vnni] [format ...]
+//   kquant_bench [--seconds=S] [--no-vnni] [--packed] [--cold] [format ...]
 //
 // S is the time spent per measurement (default 0.5); --no-vnni runs the
-// AVX2-style int8 path on AVX-512 targets; formats by ggml's names (Q4_K ...),
-// default all quantized formats.
+// AVX2-style int8 path on AVX-512 targets; --packed gives Highway the x16 copy
+// (packed.hpp) of the formats that have one, as Model::load does; --cold gives
+// Highway 16 copies of each matrix in turn (more than the last-level cache, as
+// a model's layers are in decode) and prints the mean time per call; formats
+// by ggml's names (Q4_K ...), default all quantized formats.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -21,6 +24,7 @@
 
 #define EMBER_IMPLEMENTATION
 #include "ember/kernels/kernels.hpp"
+#include "ember/kernels/packed.hpp"
 
 namespace {
 
@@ -101,12 +105,17 @@ double time_call(F&& f, double budget) {
 int main(int argc, char** argv) {
   double budget = 0.5;
   std::vector<DType> formats;
+  bool packed = false, cold = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--seconds=", 0) == 0) {
       budget = std::atof(arg.c_str() + 10);
     } else if (arg == "--no-vnni") {
       Highway::set_vnni_enabled(false);
+    } else if (arg == "--packed") {
+      packed = true;
+    } else if (arg == "--cold") {
+      cold = true;
     } else if (const auto t = ember::dtype_from_name(arg)) {
       formats.push_back(*t);
     } else {
@@ -118,8 +127,9 @@ int main(int argc, char** argv) {
     formats = {DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q5_0, DType::Q5_1,
                DType::Q3_K, DType::Q2_K, DType::Q4_0, DType::Q8_0};
   }
-  std::printf("Highway target %s, VNNI %s; one thread; best of repeated calls\n", Highway::current_target(),
-              Highway::vnni_enabled() ? "on" : "off");
+  std::printf("Highway target %s, VNNI %s, x16 copy %s; one thread; Highway: %s\n", Highway::current_target(),
+              Highway::vnni_enabled() ? "on" : "off", packed ? "on" : "off",
+              cold ? "mean of calls on 16 copies in turn" : "best of repeated calls");
   std::printf("%-5s %-10s %4s %12s %10s %12s %10s %8s\n", "fmt", "matrix", "tok", "ref ms", "ref GB/s", "hwy ms",
               "hwy GB/s", "speedup");
   Rng rng{42};
@@ -128,15 +138,43 @@ int main(int argc, char** argv) {
     for (const auto& shape : shapes) {
       const size_t n_row = shape[0], n_col = shape[1];
       const std::vector<unsigned char> w_data = random_weights(t, n_row, n_col, rng);
-      const MatrixView w = ember::kernels::make_matrix_view(t, w_data.data(), n_row, n_col);
+      const MatrixView w_file = ember::kernels::make_matrix_view(t, w_data.data(), n_row, n_col);
+      // Highway's views: the file layout or the x16 copy; 16 copies of either with --cold.
+      const size_t n_copy = cold ? 16 : 1;
+      const bool pack = packed && Highway::packs(t);
+      const size_t bytes = pack ? ember::kernels::packed_bytes(t, n_row, n_col) : w_data.size();
+      std::vector<std::byte> copies(n_copy * (bytes + 64) + 64);
+      std::vector<MatrixView> views(n_copy, w_file);
+      for (size_t c = 0; c < n_copy; ++c) {
+        const uintptr_t at = reinterpret_cast<uintptr_t>(copies.data()) + c * (bytes + 64);
+        auto* start = reinterpret_cast<std::byte*>((at + 63) / 64 * 64);
+        if (pack) {
+          ember::kernels::pack_groups(w_file, start, 0, ember::kernels::packed_groups(n_row));
+          views[c].packed = start;
+        } else if (cold) {
+          std::memcpy(start, w_data.data(), bytes);
+          views[c].data = start;
+        }
+      }
       const double gb = double(w_data.size()) * 1e-9;
       for (size_t n_tok : {size_t(1), size_t(8)}) {
         std::vector<float> x(n_tok * n_col), y(n_tok * n_row);
         for (float& v : x) v = rng.uniform();
         const double ref =
-            time_call([&] { Reference::matmul(w, x.data(), n_col, n_tok, y.data(), n_row, 0, n_row); }, budget);
-        const double hwy =
-            time_call([&] { Highway::matmul(w, x.data(), n_col, n_tok, y.data(), n_row, 0, n_row); }, budget);
+            time_call([&] { Reference::matmul(w_file, x.data(), n_col, n_tok, y.data(), n_row, 0, n_row); }, budget);
+        double hwy = 0;
+        if (cold) {
+          using clock = std::chrono::steady_clock;
+          size_t calls = 0;
+          const auto t0 = clock::now();
+          do {
+            Highway::matmul(views[calls % n_copy], x.data(), n_col, n_tok, y.data(), n_row, 0, n_row);
+          } while (++calls < 2 * n_copy || std::chrono::duration<double>(clock::now() - t0).count() < budget);
+          hwy = std::chrono::duration<double>(clock::now() - t0).count() / double(calls);
+        } else {
+          hwy =
+              time_call([&] { Highway::matmul(views[0], x.data(), n_col, n_tok, y.data(), n_row, 0, n_row); }, budget);
+        }
         const std::string matrix = std::to_string(n_row) + "x" + std::to_string(n_col);
         std::printf("%-5s %-10s %4zu %12.3f %10.2f %12.3f %10.2f %7.1fx\n", std::string(ember::name(t)).c_str(),
                     matrix.c_str(), n_tok, ref * 1e3, gb / ref, hwy * 1e3, gb / hwy, ref / hwy);

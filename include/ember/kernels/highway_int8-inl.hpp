@@ -447,67 +447,98 @@ void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, 
 // scale * sum(q * a), summs = sum of min * (the group's two bsums) — exact in int32 lanes,
 // then Reference's expression double(d) * isum - double(dmin) * summs (both products exact
 // in double, so one rounding either way) added in block order: Reference's bits.
-constexpr size_t kPackedKTok = 2;  // 16 nibble vectors stay in registers
+// Tokens per pass over a group's records: the 16 nibble vectors of a pair of groups, the
+// token's two running sums and each token's isum stay in registers; the double sums live in
+// L1 (sum below).
+constexpr size_t kPackedKTok = 8;
+
+// The load of the cache line at p, with the prefetch of the line kPrefetchBytes ahead: a
+// kernel whose step reads many lines (a K-quant record is 37 or 53) spreads its prefetches
+// over its loads, so that they do not queue up at once for the core's few line-fill buffers.
+HWY_INLINE __m512i LoadPrefetch(const uint8_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+  return _mm512_load_si512(p);
+}
+
+// sum[k][0..15] += double(d) * is - double(dmin) * ms per row, d = dw * a.d and dmin =
+// dmw * a.d in float (products of an f16 and a float, as Reference rounds them), is and ms
+// the rows' integers: Reference's expression, both products exact in double.
+HWY_INLINE void AddSuperBlockTerm(double* HWY_RESTRICT sum, __m512 dw, __m512 dmw, float ad, __m512i is, __m512i ms) {
+  const __m512 da = _mm512_set1_ps(ad);
+  const __m512 d = _mm512_mul_ps(dw, da), dmin = _mm512_mul_ps(dmw, da);
+  for (size_t h = 0; h < 2; ++h) {
+    const __m512d dd = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(d, 1) : _mm512_castps512_ps256(d));
+    const __m512d dm = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(dmin, 1) : _mm512_castps512_ps256(dmin));
+    const __m512d i64 = _mm512_cvtepi32_pd(h ? _mm512_extracti64x4_epi64(is, 1) : _mm512_castsi512_si256(is));
+    const __m512d m64 = _mm512_cvtepi32_pd(h ? _mm512_extracti64x4_epi64(ms, 1) : _mm512_castsi512_si256(ms));
+    _mm512_store_pd(sum + 8 * h,
+                    _mm512_add_pd(_mm512_load_pd(sum + 8 * h), _mm512_fmsub_pd(dd, i64, _mm512_mul_pd(dm, m64))));
+  }
+}
 
 template <size_t kTok>
 HWY_INLINE void PackedQ4KGroup(const uint8_t* HWY_RESTRICT rec, size_t n_sb, const quant::BlockQ8_K* const* act,
                                float (*out)[kPackRows]) {
-  const __m512i nibble = _mm512_set1_epi8(0x0f);
-  __m512d sum[kTok][2];
-  for (size_t k = 0; k < kTok; ++k) sum[k][0] = sum[k][1] = _mm512_setzero_pd();
+  // The high nibbles enter vpdpbusd in place (q * 16, masked with 0xf0: one instruction
+  // fewer than shifting them down), their sums come back exact with a shift by 4.
+  const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(char(0xf0));
+  HWY_ALIGN double sum[kTok][kPackRows];
+  for (size_t k = 0; k < kTok; ++k)
+    for (size_t h = 0; h < 2; ++h) _mm512_store_pd(sum[k] + 8 * h, _mm512_setzero_pd());
   for (size_t b = 0; b < n_sb; ++b, rec += kQ4KRecordBytes) {
-    PrefetchAhead<kQ4KRecordBytes>(rec);  // records of a group are contiguous, the next group follows
-    __m512i isum[kTok], msum[kTok];
-    for (size_t k = 0; k < kTok; ++k) isum[k] = msum[k] = _mm512_setzero_si512();
+    // Records of a group are contiguous, the next group follows: the quants' lines are
+    // prefetched as they are loaded (LoadPrefetch), the scales' and mins' here.
+    PrefetchAhead<kQ4KRecordBytes - 2048>(rec + 2048);
+    __m512i isum[kTok];
+    for (size_t k = 0; k < kTok; ++k) isum[k] = _mm512_setzero_si512();
     for (size_t p = 0; p < 4; ++p) {  // groups 2p (low nibbles) and 2p + 1 (high)
       __m512i lo[8], hi[8];
       for (size_t j = 0; j < 8; ++j) {
-        const __m512i raw = _mm512_load_si512(rec + 64 * (8 * p + j));
-        lo[j] = _mm512_and_si512(raw, nibble);
-        hi[j] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
+        const __m512i raw = LoadPrefetch(rec + 64 * (8 * p + j));
+        lo[j] = _mm512_and_si512(raw, low);
+        hi[j] = _mm512_and_si512(raw, high);
       }
       const __m512i sc0 = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(rec + 2048 + 32 * p)));
       const __m512i sc1 =
           _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(rec + 2048 + 32 * p + 16)));
+#pragma GCC unroll 8
       for (size_t k = 0; k < kTok; ++k) {
         const int8_t* a = act[k][b].qs + 64 * p;
+        // Four chains of four (vpdpbusd's latency is 5 cycles).
         __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-        for (size_t j = 0; j < 8; ++j) {
+        __m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (size_t j = 0; j < 8; j += 2) {
           s0 = _mm512_dpbusd_epi32(s0, lo[j], _mm512_set1_epi32(LoadI32(a + 4 * j)));
           s1 = _mm512_dpbusd_epi32(s1, hi[j], _mm512_set1_epi32(LoadI32(a + 32 + 4 * j)));
+          s2 = _mm512_dpbusd_epi32(s2, lo[j + 1], _mm512_set1_epi32(LoadI32(a + 4 * j + 4)));
+          s3 = _mm512_dpbusd_epi32(s3, hi[j + 1], _mm512_set1_epi32(LoadI32(a + 32 + 4 * j + 4)));
         }
+        s0 = _mm512_add_epi32(s0, s2);
+        // |s1 + s3| <= 8 * 4 * 240 * 128 < 2^20: no overflow, and a multiple of 16.
+        s1 = _mm512_srai_epi32(_mm512_add_epi32(s1, s3), 4);
         isum[k] = _mm512_add_epi32(isum[k], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
-      }
-    }
-    for (size_t k = 0; k < kTok; ++k) {
-      // The activations' group sums (two bsums each) as int16 pairs, one pair per 32 bits.
-      int16_t group[8];
-      for (size_t g = 0; g < 8; ++g) group[g] = int16_t(act[k][b].bsums[2 * g] + act[k][b].bsums[2 * g + 1]);
-      for (size_t i = 0; i < 4; ++i) {
-        int32_t pair;
-        std::memcpy(&pair, group + 2 * i, sizeof(pair));
-        msum[k] = _mm512_dpwssd_epi32(msum[k], _mm512_load_si512(rec + 2048 + 128 + 64 * i), _mm512_set1_epi32(pair));
       }
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 2048 + 128 + 256)));
     const __m512 dmw =
         _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 2048 + 128 + 256 + 32)));
     for (size_t k = 0; k < kTok; ++k) {
-      const __m512 da = _mm512_set1_ps(act[k][b].d);
-      const __m512 d = _mm512_mul_ps(dw, da), dmin = _mm512_mul_ps(dmw, da);
-      for (size_t h = 0; h < 2; ++h) {
-        const __m512d dd = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(d, 1) : _mm512_castps512_ps256(d));
-        const __m512d dm = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(dmin, 1) : _mm512_castps512_ps256(dmin));
-        const __m512d is =
-            _mm512_cvtepi32_pd(h ? _mm512_extracti64x4_epi64(isum[k], 1) : _mm512_castsi512_si256(isum[k]));
-        const __m512d ms =
-            _mm512_cvtepi32_pd(h ? _mm512_extracti64x4_epi64(msum[k], 1) : _mm512_castsi512_si256(msum[k]));
-        sum[k][h] = _mm512_add_pd(sum[k][h], _mm512_fmsub_pd(dd, is, _mm512_mul_pd(dm, ms)));
+      // summs: the mins against the activations' group sums (two bsums each) as int16
+      // pairs, one pair per 32 bits.
+      int16_t group[8];
+      for (size_t g = 0; g < 8; ++g) group[g] = int16_t(act[k][b].bsums[2 * g] + act[k][b].bsums[2 * g + 1]);
+      __m512i ms = _mm512_setzero_si512();
+      for (size_t i = 0; i < 4; ++i) {
+        int32_t pair;
+        std::memcpy(&pair, group + 2 * i, sizeof(pair));
+        ms = _mm512_dpwssd_epi32(ms, _mm512_load_si512(rec + 2048 + 128 + 64 * i), _mm512_set1_epi32(pair));
       }
+      AddSuperBlockTerm(sum[k], dw, dmw, act[k][b].d, isum[k], ms);
     }
   }
   for (size_t k = 0; k < kTok; ++k)
-    for (size_t h = 0; h < 2; ++h) _mm256_storeu_ps(out[k] + 8 * h, _mm512_cvtpd_ps(sum[k][h]));
+    for (size_t h = 0; h < 2; ++h) _mm256_storeu_ps(out[k] + 8 * h, _mm512_cvtpd_ps(_mm512_load_pd(sum[k] + 8 * h)));
 }
 
 // Q6_K in the x16 layout (packed.hpp), VNNI only, Reference's bits as for Q4_K: per row and
@@ -518,66 +549,82 @@ template <size_t kTok>
 HWY_INLINE void PackedQ6KGroup(const uint8_t* HWY_RESTRICT rec, size_t n_sb, const quant::BlockQ8_K* const* act,
                                float (*out)[kPackRows]) {
   const __m512i low4 = _mm512_set1_epi8(0x0f), high2 = _mm512_set1_epi8(0x30);
-  __m512d sum[kTok][2];
-  for (size_t k = 0; k < kTok; ++k) sum[k][0] = sum[k][1] = _mm512_setzero_pd();
+  HWY_ALIGN double sum[kTok][kPackRows];
+  for (size_t k = 0; k < kTok; ++k)
+    for (size_t h = 0; h < 2; ++h) _mm512_store_pd(sum[k] + 8 * h, _mm512_setzero_pd());
   for (size_t b = 0; b < n_sb; ++b, rec += kQ6KRecordBytes) {
-    PrefetchAhead<kQ6KRecordBytes>(rec);
+    // The quants' lines are prefetched at their first load (LoadPrefetch), the scales and d here.
+    PrefetchAhead<kQ6KRecordBytes - 3072>(rec + 3072);
     const uint8_t* scales = rec + 3072;
     __m512i isum[kTok];
     for (size_t k = 0; k < kTok; ++k) isum[k] = _mm512_setzero_si512();
-    for (size_t h = 0; h < 2; ++h) {  // elements 128 h ..
-      __m512i qh[8];
-      for (size_t j = 0; j < 8; ++j) qh[j] = _mm512_load_si512(rec + 2048 + 64 * (8 * h + j));
-      for (size_t tp = 0; tp < 2; ++tp) {  // quarters t = tp (low nibbles) and tp + 2 (high)
-        __m512i ql[8];
-        for (size_t j = 0; j < 8; ++j) ql[j] = _mm512_load_si512(rec + 64 * (16 * h + 8 * tp + j));
-        for (size_t t = tp; t < 4; t += 2) {
-          __m512i q[8];
-          for (size_t j = 0; j < 8; ++j) {
-            const __m512i lo = _mm512_and_si512(t < 2 ? ql[j] : _mm512_srli_epi16(ql[j], 4), low4);
-            // bits 2t, 2t + 1 of qh to bits 4, 5 (16-bit shifts: the bits crossing a byte are masked off)
-            const __m512i hb = t == 0   ? _mm512_slli_epi16(qh[j], 4)
-                               : t == 1 ? _mm512_slli_epi16(qh[j], 2)
-                               : t == 2 ? qh[j]
-                                        : _mm512_srli_epi16(qh[j], 2);
-            q[j] = _mm512_or_si512(lo, _mm512_and_si512(hb, high2));
+    for (size_t h = 0; h < 2; ++h) {    // elements 128 h ..
+      for (size_t t = 0; t < 4; ++t) {  // quarter t: low (t < 2) or high nibbles of ql chunks 16 h + 8 (t % 2) ..
+        __m512i q[8];
+        for (size_t j = 0; j < 8; ++j) {
+          const uint8_t* lp = rec + 64 * (16 * h + 8 * (t % 2) + j);
+          const uint8_t* hp = rec + 2048 + 64 * (8 * h + j);
+          const __m512i ql = t < 2 ? LoadPrefetch(lp) : _mm512_load_si512(lp);
+          const __m512i qh = t == 0 ? LoadPrefetch(hp) : _mm512_load_si512(hp);
+          const __m512i lo = _mm512_and_si512(t < 2 ? ql : _mm512_srli_epi16(ql, 4), low4);
+          // bits 2t, 2t + 1 of qh to bits 4, 5 (16-bit shifts: the bits crossing a byte are masked off)
+          const __m512i hb = t == 0   ? _mm512_slli_epi16(qh, 4)
+                             : t == 1 ? _mm512_slli_epi16(qh, 2)
+                             : t == 2 ? qh
+                                      : _mm512_srli_epi16(qh, 2);
+          q[j] = _mm512_or_si512(lo, _mm512_and_si512(hb, high2));
+        }
+        const size_t s = 8 * h + 2 * t;  // groups s (j < 4) and s + 1
+        const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s)));
+        const __m512i sc1 =
+            _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s + 16)));
+#pragma GCC unroll 8
+        for (size_t k = 0; k < kTok; ++k) {
+          const int8_t* a = act[k][b].qs + 128 * h + 32 * t;
+          __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+          __m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+#pragma GCC unroll 2
+          for (size_t j = 0; j < 4; j += 2) {
+            s0 = _mm512_dpbusd_epi32(s0, q[j], _mm512_set1_epi32(LoadI32(a + 4 * j)));
+            s1 = _mm512_dpbusd_epi32(s1, q[j + 4], _mm512_set1_epi32(LoadI32(a + 16 + 4 * j)));
+            s2 = _mm512_dpbusd_epi32(s2, q[j + 1], _mm512_set1_epi32(LoadI32(a + 4 * j + 4)));
+            s3 = _mm512_dpbusd_epi32(s3, q[j + 5], _mm512_set1_epi32(LoadI32(a + 16 + 4 * j + 4)));
           }
-          const size_t s = 8 * h + 2 * t;  // groups s (j < 4) and s + 1
-          const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s)));
-          const __m512i sc1 =
-              _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s + 16)));
-          for (size_t k = 0; k < kTok; ++k) {
-            const int8_t* a = act[k][b].qs + 128 * h + 32 * t;
-            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-            for (size_t j = 0; j < 4; ++j) {
-              s0 = _mm512_dpbusd_epi32(s0, q[j], _mm512_set1_epi32(LoadI32(a + 4 * j)));
-              s1 = _mm512_dpbusd_epi32(s1, q[j + 4], _mm512_set1_epi32(LoadI32(a + 16 + 4 * j)));
-            }
-            isum[k] =
-                _mm512_add_epi32(isum[k], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
-          }
+          s0 = _mm512_add_epi32(s0, s2);
+          s1 = _mm512_add_epi32(s1, s3);
+          isum[k] =
+              _mm512_add_epi32(isum[k], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
         }
       }
+    }
+    // The scales of groups 2i and 2i + 1 as int16 pairs, row r in 32-bit lane r, for the
+    // correction sum_s scale_s * bsum_s by vpdpwssd against the bsums' pairs.
+    __m512i pairs[8];
+    for (size_t i = 0; i < 8; ++i) {
+      const __m128i even = _mm_load_si128(reinterpret_cast<const __m128i*>(scales + 32 * i));
+      const __m128i odd = _mm_load_si128(reinterpret_cast<const __m128i*>(scales + 32 * i + 16));
+      pairs[i] = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi8(even, odd)),
+                                                              _mm_unpackhi_epi8(even, odd), 1));
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 3328)));
     for (size_t k = 0; k < kTok; ++k) {
       __m512i corr = _mm512_setzero_si512();  // sum_s scale_s * bsum_s
-      for (size_t s = 0; s < 16; ++s)
-        corr = _mm512_add_epi32(
-            corr,
-            _mm512_mullo_epi32(_mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s))),
-                               _mm512_set1_epi32(act[k][b].bsums[s])));
+      for (size_t i = 0; i < 8; ++i) {
+        int32_t bsum_pair;
+        std::memcpy(&bsum_pair, act[k][b].bsums + 2 * i, sizeof(bsum_pair));
+        corr = _mm512_dpwssd_epi32(corr, pairs[i], _mm512_set1_epi32(bsum_pair));
+      }
       const __m512i is = _mm512_sub_epi32(isum[k], _mm512_slli_epi32(corr, 5));
       const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(act[k][b].d));
       for (size_t h = 0; h < 2; ++h) {
         const __m512d d64 = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(dd, 1) : _mm512_castps512_ps256(dd));
         const __m512d i64 = _mm512_cvtepi32_pd(h ? _mm512_extracti64x4_epi64(is, 1) : _mm512_castsi512_si256(is));
-        sum[k][h] = _mm512_add_pd(sum[k][h], _mm512_mul_pd(d64, i64));
+        _mm512_store_pd(sum[k] + 8 * h, _mm512_add_pd(_mm512_load_pd(sum[k] + 8 * h), _mm512_mul_pd(d64, i64)));
       }
     }
   }
   for (size_t k = 0; k < kTok; ++k)
-    for (size_t h = 0; h < 2; ++h) _mm256_storeu_ps(out[k] + 8 * h, _mm512_cvtpd_ps(sum[k][h]));
+    for (size_t h = 0; h < 2; ++h) _mm256_storeu_ps(out[k] + 8 * h, _mm512_cvtpd_ps(_mm512_load_pd(sum[k] + 8 * h)));
 }
 
 // Rows [r_begin, r_end) of a Q4_K or Q6_K matrix with w.packed set, against n_tok (<= kTokenChunk)
@@ -595,14 +642,27 @@ void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t
     for (size_t t = 0; t < n_tok; t += kPackedKTok) {
       const size_t nt = n_tok - t < kPackedKTok ? n_tok - t : kPackedKTok;
       if (q6) {
-        if (nt == 2)
-          PackedQ6KGroup<2>(rec, n_sb, act + t, out);
-        else
-          PackedQ6KGroup<1>(rec, n_sb, act + t, out);
-      } else if (nt == 2) {
-        PackedQ4KGroup<2>(rec, n_sb, act + t, out);
+        switch (nt) {
+          case 1: PackedQ6KGroup<1>(rec, n_sb, act + t, out); break;
+          case 2: PackedQ6KGroup<2>(rec, n_sb, act + t, out); break;
+          case 3: PackedQ6KGroup<3>(rec, n_sb, act + t, out); break;
+          case 4: PackedQ6KGroup<4>(rec, n_sb, act + t, out); break;
+          case 5: PackedQ6KGroup<5>(rec, n_sb, act + t, out); break;
+          case 6: PackedQ6KGroup<6>(rec, n_sb, act + t, out); break;
+          case 7: PackedQ6KGroup<7>(rec, n_sb, act + t, out); break;
+          default: PackedQ6KGroup<8>(rec, n_sb, act + t, out); break;
+        }
       } else {
-        PackedQ4KGroup<1>(rec, n_sb, act + t, out);
+        switch (nt) {
+          case 1: PackedQ4KGroup<1>(rec, n_sb, act + t, out); break;
+          case 2: PackedQ4KGroup<2>(rec, n_sb, act + t, out); break;
+          case 3: PackedQ4KGroup<3>(rec, n_sb, act + t, out); break;
+          case 4: PackedQ4KGroup<4>(rec, n_sb, act + t, out); break;
+          case 5: PackedQ4KGroup<5>(rec, n_sb, act + t, out); break;
+          case 6: PackedQ4KGroup<6>(rec, n_sb, act + t, out); break;
+          case 7: PackedQ4KGroup<7>(rec, n_sb, act + t, out); break;
+          default: PackedQ4KGroup<8>(rec, n_sb, act + t, out); break;
+        }
       }
       for (size_t k = 0; k < nt; ++k)
         std::memcpy(y + (t + k) * y_stride + row0 + lo, out[k] + lo, (hi - lo) * sizeof(float));
