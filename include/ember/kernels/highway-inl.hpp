@@ -29,6 +29,7 @@
 #include "ember/kernels/key_tiles.hpp"
 #include "ember/kernels/matrix.hpp"
 #include "ember/kernels/packed.hpp"
+#include "ember/kernels/quant_layout.hpp"
 #include "ember/kernels/reference.hpp"
 #include "ember/quant/activations.hpp"
 #include "ember/quant/blocks.hpp"
@@ -252,44 +253,7 @@ HWY_INLINE void RoundToF16(const float* HWY_RESTRICT x, float* HWY_RESTRICT out,
 
 // ------------------------------------------------------ quant (Q8_0, Q4_x)
 
-// Byte offsets within a block, from the pinned ggml layouts in blocks.hpp.
-template <DType kT>
-struct QuantLayout;
-template <>
-struct QuantLayout<DType::Q8_0> {  // x = d*q, q int8
-  static constexpr size_t kBytes = sizeof(quant::BlockQ8_0);
-  static constexpr size_t kScale = offsetof(quant::BlockQ8_0, d_f16);
-  static constexpr size_t kQs = offsetof(quant::BlockQ8_0, qs);
-};
-template <>
-struct QuantLayout<DType::Q4_0> {  // x = d*(q - 8), q a nibble
-  static constexpr size_t kBytes = sizeof(quant::BlockQ4_0);
-  static constexpr size_t kScale = offsetof(quant::BlockQ4_0, d_f16);
-  static constexpr size_t kQs = offsetof(quant::BlockQ4_0, qs);
-};
-template <>
-struct QuantLayout<DType::Q4_1> {  // x = d*q + m, q a nibble
-  static constexpr size_t kBytes = sizeof(quant::BlockQ4_1);
-  static constexpr size_t kScale = offsetof(quant::BlockQ4_1, d_f16);
-  static constexpr size_t kOffset = offsetof(quant::BlockQ4_1, m_f16);
-  static constexpr size_t kQs = offsetof(quant::BlockQ4_1, qs);
-};
-template <>
-struct QuantLayout<DType::Q5_0> {  // x = d*(q - 16), q = nibble | fifth bit << 4
-  static constexpr size_t kBytes = sizeof(quant::BlockQ5_0);
-  static constexpr size_t kScale = offsetof(quant::BlockQ5_0, d_f16);
-  static constexpr size_t kQh = offsetof(quant::BlockQ5_0, qh);
-  static constexpr size_t kQs = offsetof(quant::BlockQ5_0, qs);
-};
-template <>
-struct QuantLayout<DType::Q5_1> {  // x = d*q + m, q = nibble | fifth bit << 4
-  static constexpr size_t kBytes = sizeof(quant::BlockQ5_1);
-  static constexpr size_t kScale = offsetof(quant::BlockQ5_1, d_f16);
-  static constexpr size_t kOffset = offsetof(quant::BlockQ5_1, m_f16);
-  static constexpr size_t kQh = offsetof(quant::BlockQ5_1, qh);
-  static constexpr size_t kQs = offsetof(quant::BlockQ5_1, qs);
-};
-// Low nibbles of qs[j] are elements j, high nibbles elements j + 16 (ggml).
+// Block layouts: kernels/quant_layout.hpp.
 
 #if EMBER_HWY_X86
 

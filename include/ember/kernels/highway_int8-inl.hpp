@@ -81,10 +81,6 @@ HWY_INLINE __m256i LoadQuants(const uint8_t* blk) {
   }
 }
 
-// Formats whose quants are unsigned with an m * s offset term (Q8_1 activations).
-template <DType kT>
-inline constexpr bool kHasOffset = kT == DType::Q4_1 || kT == DType::Q5_1;
-
 // An f16 scale of a block, which may sit at any byte address.
 HWY_INLINE float LoadHalf(const uint8_t* p) {
   uint16_t h;

@@ -6,13 +6,13 @@
 // strides in floats, no alignment assumed (unaligned loads everywhere).
 // Matmul follows ggml's semantics (reference.hpp): activations are converted
 // once per call (per chunk of tokens) into a per-thread scratch
-// (activation_buffer.hpp), to planar Q8 for Q8_0 / Q4_0 / Q4_1 weights, to
+// (activation_buffer.hpp), to planar Q8 for Q8_0 / Q4_x / Q5_x weights, to
 // Q8_K blocks for the K-quants and to f16-rounded floats for F16 weights, bit
 // for bit as Reference converts them; then integer block dot products. Vector
-// code for F32, F16, Q8_0, Q4_0 and Q4_1 weights, and on AVX2 and avx512 archs
-// for the K-quants (Q2_K .. Q6_K, shared with Highway: kquant_x86-inl.hpp,
-// bit-identical to Reference); other formats (Q5_x, BF16, ...) run Reference's
-// matmul. Each output's arithmetic is a fixed sequence that depends only on
+// code for F32, F16, Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights, and on AVX2 and
+// avx512 archs for the K-quants (Q2_K .. Q6_K, shared with Highway:
+// kquant_x86-inl.hpp, bit-identical to Reference); other formats (BF16, and the
+// K-quants on other archs) run Reference's matmul. Each output's arithmetic is a fixed sequence that depends only on
 // n_col and Arch, never on how many tokens or rows one call covers, so results
 // are the same under any split.
 //
@@ -34,6 +34,7 @@
 #include "ember/core/half.hpp"
 #include "ember/kernels/activation_buffer.hpp"
 #include "ember/kernels/matrix.hpp"
+#include "ember/kernels/quant_layout.hpp"
 #include "ember/kernels/reference.hpp"
 #include "ember/quant/activations.hpp"
 #include "ember/quant/blocks.hpp"
@@ -192,29 +193,7 @@ inline FloatBatch<A> load_weights(const uint16_t* p) {
   return load_f16<A>(p);
 }
 
-// Byte offsets within a block, from the pinned ggml layouts in blocks.hpp.
-template <DType kT>
-struct QuantLayout;
-template <>
-struct QuantLayout<DType::Q8_0> {  // x = d*q, q int8
-  static constexpr size_t kBytes = sizeof(quant::BlockQ8_0);
-  static constexpr size_t kScale = offsetof(quant::BlockQ8_0, d_f16);
-  static constexpr size_t kQs = offsetof(quant::BlockQ8_0, qs);
-};
-template <>
-struct QuantLayout<DType::Q4_0> {  // x = d*(q - 8), q a nibble
-  static constexpr size_t kBytes = sizeof(quant::BlockQ4_0);
-  static constexpr size_t kScale = offsetof(quant::BlockQ4_0, d_f16);
-  static constexpr size_t kQs = offsetof(quant::BlockQ4_0, qs);
-};
-template <>
-struct QuantLayout<DType::Q4_1> {  // x = d*q + m, q a nibble
-  static constexpr size_t kBytes = sizeof(quant::BlockQ4_1);
-  static constexpr size_t kScale = offsetof(quant::BlockQ4_1, d_f16);
-  static constexpr size_t kOffset = offsetof(quant::BlockQ4_1, m_f16);
-  static constexpr size_t kQs = offsetof(quant::BlockQ4_1, qs);
-};
-// Low nibbles of qs[j] are elements j, high nibbles elements j + 16 (ggml).
+// Block layouts: kernels/quant_layout.hpp.
 
 // ------------------------------------------------- activation preparation
 
@@ -336,6 +315,22 @@ inline float sum_lanes_256(__m256 v) {
 #endif
 
 #if XSIMD_WITH_SSE2
+// 0x10 in byte j where bit j of the low 16 bits of `bits` is set: the fifth bits of 16
+// elements of a Q5 block, in element order. Each byte of `bits` is copied 8 times, then
+// byte j keeps its bit j % 8 (SSE2 only).
+inline __m128i fifth_bits_128(uint32_t bits) {
+  constexpr uint64_t kCopies = 0x0101010101010101ull;
+  const __m128i spread = _mm_set_epi64x(int64_t(((bits >> 8) & 0xff) * kCopies), int64_t((bits & 0xff) * kCopies));
+  const __m128i select = _mm_set1_epi64x(int64_t(0x8040201008040201ull));
+  return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(spread, select), select), _mm_set1_epi8(0x10));
+}
+
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
 // 16 weight bytes times 16 activation bytes (signed, never -128), summed into
 // 4 int32 lanes; kUnsigned: weights are nibbles 0..15.
 template <bool kUnsigned>
@@ -393,14 +388,20 @@ struct Int8X86_256 {
     } else {
       const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + L::kQs));
       wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+      if constexpr (kT == DType::Q5_0 || kT == DType::Q5_1) {
+        const uint32_t qh = load_u32(blk + L::kQh);
+        wq = _mm256_or_si256(wq, _mm256_set_m128i(fifth_bits_128(qh >> 16), fifth_bits_128(qh)));
+      }
       if constexpr (kT == DType::Q4_0) wq = _mm256_sub_epi8(wq, _mm256_set1_epi8(8));
+      if constexpr (kT == DType::Q5_0) wq = _mm256_sub_epi8(wq, _mm256_set1_epi8(16));
     }
+    // Signed formats: |w| (<= 128) times a with w's sign; unsigned ones (<= 31) as they are.
     const __m256i wabs = _mm256_sign_epi8(wq, wq);
 #pragma GCC unroll 4
     for (size_t k = 0; k < kTok; ++k) {
       const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq[k] + 32 * b));
       const __m256i sumi =
-          kT == DType::Q4_1 ? dot_u8s8_256<kVnni>(wq, a) : dot_u8s8_256<kVnni>(wabs, _mm256_sign_epi8(a, wq));
+          kHasOffset<kT> ? dot_u8s8_256<kVnni>(wq, a) : dot_u8s8_256<kVnni>(wabs, _mm256_sign_epi8(a, wq));
       acc[k] = fma_256(_mm256_set1_ps(dw * ad[k][b]), _mm256_cvtepi32_ps(sumi), acc[k]);
     }
   }
@@ -465,7 +466,7 @@ struct Int8X86_128 {
   static void block(const uint8_t* blk, size_t b, const int8_t* const (&aq)[kTok], const float* const (&ad)[kTok],
                     Acc (&acc)[kTok]) {
     using L = QuantLayout<kT>;
-    constexpr bool kUnsigned = kT == DType::Q4_1;
+    constexpr bool kUnsigned = kHasOffset<kT>;
     const float dw = load_f16_scalar(blk + L::kScale);
     __m128i w0, w1;  // elements 0..15 and 16..31
     if constexpr (kT == DType::Q8_0) {
@@ -476,9 +477,15 @@ struct Int8X86_128 {
       const __m128i mask = _mm_set1_epi8(0x0f);
       w0 = _mm_and_si128(raw, mask);
       w1 = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-      if constexpr (kT == DType::Q4_0) {
-        w0 = _mm_sub_epi8(w0, _mm_set1_epi8(8));
-        w1 = _mm_sub_epi8(w1, _mm_set1_epi8(8));
+      if constexpr (kT == DType::Q5_0 || kT == DType::Q5_1) {
+        const uint32_t qh = load_u32(blk + L::kQh);
+        w0 = _mm_or_si128(w0, fifth_bits_128(qh));
+        w1 = _mm_or_si128(w1, fifth_bits_128(qh >> 16));
+      }
+      if constexpr (kT == DType::Q4_0 || kT == DType::Q5_0) {
+        const __m128i offset = _mm_set1_epi8(kT == DType::Q4_0 ? 8 : 16);
+        w0 = _mm_sub_epi8(w0, offset);
+        w1 = _mm_sub_epi8(w1, offset);
       }
     }
 #pragma GCC unroll 4
@@ -509,7 +516,13 @@ struct Int8Portable {
     using L = QuantLayout<kT>;
     const uint8_t* qs = blk + L::kQs;
     const float dw = load_f16_scalar(blk + L::kScale);
-    I wv[kVecs];  // the block's 32 weights as int32
+    I wv[kVecs];                         // the block's 32 weights as int32
+    alignas(64) int32_t fifth[32] = {};  // Q5: element j's fifth bit, times 16
+    if constexpr (kT == DType::Q5_0 || kT == DType::Q5_1) {
+      uint32_t qh;
+      std::memcpy(&qh, blk + L::kQh, sizeof(qh));
+      for (size_t j = 0; j < 32; ++j) fifth[j] = int32_t((qh >> j) & 1) << 4;
+    }
     for (size_t i = 0; i < kVecs; ++i) {
       const size_t j = i * N;
       if constexpr (kT == DType::Q8_0) {
@@ -517,7 +530,9 @@ struct Int8Portable {
       } else {
         const I raw = widen_bytes<A, false>(qs + j % 16);
         wv[i] = j < 16 ? (raw & I(0xf)) : (raw >> 4);
+        if constexpr (kT == DType::Q5_0 || kT == DType::Q5_1) wv[i] = wv[i] | I::load_aligned(fifth + j);
         if constexpr (kT == DType::Q4_0) wv[i] = wv[i] - I(8);
+        if constexpr (kT == DType::Q5_0) wv[i] = wv[i] - I(16);
       }
     }
     for (size_t k = 0; k < kTok; ++k) {
@@ -545,7 +560,7 @@ auto int8_engine() {
 // token the int8 products sum exactly into int32 lanes, which one FMA scales
 // by d_w * d_a (an exact product of two f16 values) into a float accumulator;
 // even and odd blocks feed separate accumulators (two FMA chains in flight
-// even for one token). Q4_1's m * s terms (exact products) add up in a scalar
+// even for one token). Q4_1's and Q5_1's m * s terms (exact products) add up in a scalar
 // float, in block order. One horizontal sum per output.
 template <class A, size_t kTok, DType kT>
 inline void quant_row(const uint8_t* row, size_t n_block, const detail::PlanarQ8* act, float* y, size_t y_stride) {
@@ -562,7 +577,7 @@ inline void quant_row(const uint8_t* row, size_t n_block, const detail::PlanarQ8
     offset[k] = 0.0f;
   }
   auto add_offsets = [&](size_t b) {
-    if constexpr (kT == DType::Q4_1) {
+    if constexpr (kHasOffset<kT>) {
       const float mw = load_f16_scalar(row + b * L::kBytes + L::kOffset);
       for (size_t k = 0; k < kTok; ++k) offset[k] += mw * act[k].s[b];
     }
@@ -782,7 +797,9 @@ struct Xsimd {
       case DType::F16:
       case DType::Q8_0:
       case DType::Q4_0:
-      case DType::Q4_1: return true;
+      case DType::Q4_1:
+      case DType::Q5_0:
+      case DType::Q5_1: return true;
       case DType::Q2_K:
       case DType::Q3_K:
       case DType::Q4_K:
@@ -841,6 +858,8 @@ struct Xsimd {
       case DType::Q8_0: quant_row<Arch, kTok, DType::Q8_0>(bytes, n_block, act, y, y_stride); break;
       case DType::Q4_0: quant_row<Arch, kTok, DType::Q4_0>(bytes, n_block, act, y, y_stride); break;
       case DType::Q4_1: quant_row<Arch, kTok, DType::Q4_1>(bytes, n_block, act, y, y_stride); break;
+      case DType::Q5_0: quant_row<Arch, kTok, DType::Q5_0>(bytes, n_block, act, y, y_stride); break;
+      case DType::Q5_1: quant_row<Arch, kTok, DType::Q5_1>(bytes, n_block, act, y, y_stride); break;
       default: break;  // matmul routes other formats elsewhere
     }
   }
