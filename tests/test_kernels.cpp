@@ -55,6 +55,7 @@ namespace quant = ember::quant;
 // a dropped scale lands orders of magnitude above these.
 constexpr double kBudgetF32 = 1e-6;   // measured 1.3e-7
 constexpr double kBudgetF16 = 1e-6;   // measured 1.2e-7
+constexpr double kBudgetBF16 = 1e-6;  // products exact in float, float sums; measured 6.7e-8
 constexpr double kBudgetQ8_0 = 1e-6;  // measured 7.8e-8
 constexpr double kBudgetQ4_0 = 1e-6;  // measured 5.7e-8
 // Q4_1 sums d_w*d_a*sum(q*a) + m*s: the two terms may cancel, so its error is
@@ -72,6 +73,7 @@ double matmul_budget(DType t) {
   switch (t) {
     case DType::F32: return kBudgetF32;
     case DType::F16: return kBudgetF16;
+    case DType::BF16: return kBudgetBF16;
     case DType::Q8_0: return kBudgetQ8_0;
     case DType::Q4_0: return kBudgetQ4_0;
     case DType::Q4_1: return kBudgetQ4_1;
@@ -90,12 +92,14 @@ constexpr double kBudgetSoftmax = 5e-6;      // vector exp, float sum; 1.7e-6 on
 constexpr double kBudgetSilu = 1e-6;         // vector exp vs libm expf; 2.4e-7
 
 // Every format the quant layer dequantizes, and those with vector code in
-// some backend (Highway has all of kVectorFormats on x86, Xsimd the first five).
+// some backend (both have all of kVectorFormats on x86: Xsimd's K-quants on its
+// AVX2 and AVX-512 archs).
 const DType kFormats[] = {DType::F32,  DType::F16,  DType::Q8_0, DType::Q4_0, DType::Q4_1,
                           DType::BF16, DType::Q5_0, DType::Q5_1, DType::Q8_1, DType::Q2_K,
                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
-const DType kVectorFormats[] = {DType::F32,  DType::F16,  DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
-                                DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+const DType kVectorFormats[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                                DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                                DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // ------------------------------------------------------------------ inputs
 

@@ -41,14 +41,15 @@ struct PlanarQ8 {
 
 // Bytes per token of activations prepared by the SIMD backends for weights of
 // type `weight`: planar Q8 for Q8_0 / Q8_1 activations, floats rounded to f16
-// for f16 weights, ggml's own Q8_K blocks for the K-quants (their 256 quants
+// (bf16) for f16 (bf16) weights, ggml's own Q8_K blocks for the K-quants (their 256 quants
 // are already contiguous, and the bsums sit beside them), none where
 // activations stay f32. A multiple of 64, so every token's row stays aligned.
 inline size_t planar_row_bytes(DType weight, size_t n_col) {
   switch (quant::activation_type(weight)) {
     case DType::Q8_0:
     case DType::Q8_1: return round_up(n_col + 2 * sizeof(float) * (n_col / 32), 64);
-    case DType::F16: return round_up(n_col * sizeof(float), 64);
+    case DType::F16:
+    case DType::BF16: return round_up(n_col * sizeof(float), 64);
     case DType::Q8_K: return round_up(row_bytes(DType::Q8_K, n_col), 64);
     default: return 0;
   }

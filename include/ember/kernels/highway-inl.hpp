@@ -16,8 +16,8 @@
 // Reference converts them; then integer block dot products. On x86 they use
 // AVX2 or AVX-512 VNNI intrinsics (highway_int8-inl.hpp); elsewhere Q8_0 /
 // Q4_0 / Q4_1 use Highway ops with widening multiplies and the Q5 and K-quant
-// formats run Reference's matmul. BF16 weights never get here: the
-// dispatcher sends them to Reference::matmul.
+// formats run Reference's matmul. BF16 weights take the dense path (bf16-rounded
+// activations, as Reference's).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -77,6 +77,13 @@ HWY_INLINE VF LoadWeights(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(
 HWY_INLINE VF LoadWeights(DF d, const hwy::float16_t* HWY_RESTRICT p) {
   const hn::Rebind<hwy::float16_t, DF> dh;
   return hn::PromoteTo(d, hn::LoadU(dh, p));
+}
+// bf16: the 16 bits are the top half of the float's.
+HWY_INLINE VF LoadWeights(DF d, const bf16* HWY_RESTRICT p) {
+  const hn::Rebind<uint16_t, DF> du16;
+  const hn::RebindToUnsigned<DF> du32;
+  const auto bits = hn::PromoteTo(du32, hn::LoadU(du16, reinterpret_cast<const uint16_t*>(p)));
+  return hn::BitCast(d, hn::ShiftLeft<16>(bits));
 }
 
 // The bits of an f16 scale in a quant block, which may sit at any byte address.
@@ -513,7 +520,7 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
     DenseRows<float>(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end);
     return;
   }
-  if (w.dtype != DType::F16 && !HasQuantKernel(w.dtype)) {
+  if (w.dtype != DType::F16 && w.dtype != DType::BF16 && !HasQuantKernel(w.dtype)) {
     // Reference takes the same per-thread scratch for its own activations:
     // `scratch` is not touched after this.
     Reference::matmul(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end);
@@ -529,6 +536,15 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
       const size_t rounded_stride = stride / sizeof(float);
       for (size_t k = 0; k < nt; ++k) RoundToF16(xt + k * x_stride, rounded + k * rounded_stride, w.n_col);
       DenseRows<hwy::float16_t>(w, rounded, rounded_stride, nt, yt, y_stride, r_begin, r_end);
+      continue;
+    }
+    if (w.dtype == DType::BF16) {  // activations rounded to bf16 as Reference's are (nearest even)
+      auto* rounded = reinterpret_cast<float*>(scratch);
+      const size_t rounded_stride = stride / sizeof(float);
+      for (size_t k = 0; k < nt; ++k)
+        for (size_t i = 0; i < w.n_col; ++i)
+          rounded[k * rounded_stride + i] = bf16_to_f32(f32_to_bf16(xt[k * x_stride + i]));
+      DenseRows<bf16>(w, rounded, rounded_stride, nt, yt, y_stride, r_begin, r_end);
       continue;
     }
     if (quant::activation_type(w.dtype) == DType::Q8_K) {

@@ -10,9 +10,9 @@
 // Same interface and conventions as Reference (reference.hpp), including
 // ggml's matmul semantics (activations quantized to the weight format's
 // activation type, integer block dot products). Matmul has vector code for
-// F32, F16, Q8_0, Q4_0 and Q4_1 weights, and on x86 for Q5_0, Q5_1 and the
+// F32, F16, BF16, Q8_0, Q4_0 and Q4_1 weights, and on x86 for Q5_0, Q5_1 and the
 // K-quants (Q2_K .. Q6_K) too, with int8 dot products (AVX2, or AVX-512 VNNI
-// where the CPU has it); other formats (BF16, ...) run Reference's matmul. The
+// where the CPU has it); elsewhere Q5_x and the K-quants run Reference's matmul. The
 // K-quant kernels give Reference's results bit for bit. Per output, the
 // arithmetic is a fixed sequence for a given CPU target, so results never
 // depend on how rows or tokens were split. Matmul converts activations into a per-thread scratch

@@ -74,6 +74,7 @@ inline bool has_vector_matmul(DType t) {
   switch (t) {
     case DType::F32:
     case DType::F16:
+    case DType::BF16:
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q4_1:

@@ -9,10 +9,10 @@
 // (activation_buffer.hpp), to planar Q8 for Q8_0 / Q4_x / Q5_x weights, to
 // Q8_K blocks for the K-quants and to f16-rounded floats for F16 weights, bit
 // for bit as Reference converts them; then integer block dot products. Vector
-// code for F32, F16, Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights, and on AVX2 and
-// avx512 archs for the K-quants (Q2_K .. Q6_K, shared with Highway:
-// kquant_x86-inl.hpp, bit-identical to Reference); other formats (BF16, and the
-// K-quants on other archs) run Reference's matmul. Each output's arithmetic is a fixed sequence that depends only on
+// code for F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 weights, and on AVX2
+// and avx512 archs for the K-quants (Q2_K .. Q6_K, shared with Highway:
+// kquant_x86-inl.hpp, bit-identical to Reference); the K-quants on other archs
+// run Reference's matmul. Each output's arithmetic is a fixed sequence that depends only on
 // n_col and Arch, never on how many tokens or rows one call covers, so results
 // are the same under any split.
 //
@@ -191,6 +191,11 @@ inline FloatBatch<A> load_weights(const float* p) {
 template <class A>
 inline FloatBatch<A> load_weights(const uint16_t* p) {
   return load_f16<A>(p);
+}
+// bf16: the 16 bits are the top half of the float's.
+template <class A>
+inline FloatBatch<A> load_weights(const bf16* p) {
+  return xsimd::bitwise_cast<FloatBatch<A>>(widen_u16<A>(reinterpret_cast<const uint16_t*>(p)) << 16);
 }
 
 // Block layouts: kernels/quant_layout.hpp.
@@ -634,6 +639,15 @@ struct Xsimd {
         dense_rows<uint16_t>(w, rounded, rounded_stride, nt, yt, y_stride, r_begin, r_end);
         continue;
       }
+      if (w.dtype == DType::BF16) {  // activations rounded to bf16 as Reference's are (nearest even)
+        auto* rounded = reinterpret_cast<float*>(scratch);
+        const size_t rounded_stride = stride / sizeof(float);
+        for (size_t k = 0; k < nt; ++k)
+          for (size_t i = 0; i < w.n_col; ++i)
+            rounded[k * rounded_stride + i] = bf16_to_f32(f32_to_bf16(xt[k * x_stride + i]));
+        dense_rows<bf16>(w, rounded, rounded_stride, nt, yt, y_stride, r_begin, r_end);
+        continue;
+      }
       if (quant::activation_type(w.dtype) == DType::Q8_K) {
         // As Reference quantizes them (scalar: a sliver of the matmul's work).
         const quant::BlockQ8_K* blocks[detail::kTokenChunk];
@@ -795,6 +809,7 @@ struct Xsimd {
     switch (t) {
       case DType::F32:
       case DType::F16:
+      case DType::BF16:
       case DType::Q8_0:
       case DType::Q4_0:
       case DType::Q4_1:
