@@ -52,6 +52,19 @@ struct Rng {
 std::vector<unsigned char> random_weights(DType t, size_t n_row, size_t n_col, Rng& rng) {
   std::vector<unsigned char> w(n_row * ember::row_bytes(t, n_col));
   for (auto& b : w) b = static_cast<unsigned char>(rng.next());
+  // Float formats: values in [-1, 1] (random bits would include denormals, whose
+  // microcode assists make a float kernel 10x slower).
+  if (t == DType::F32 || t == DType::F16 || t == DType::BF16) {
+    for (size_t i = 0; i < n_row * n_col; ++i) {
+      const float v = rng.uniform();
+      const uint16_t h = t == DType::F16 ? ember::f32_to_f16(v) : ember::f32_to_bf16(v);
+      if (t == DType::F32)
+        std::memcpy(&w[4 * i], &v, 4);
+      else
+        std::memcpy(&w[2 * i], &h, 2);
+    }
+    return w;
+  }
   using namespace ember::quant;
   size_t fields[2] = {};
   size_t n_fields = 0;
