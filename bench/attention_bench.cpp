@@ -7,7 +7,9 @@
 // replaces (two Highway matmuls with softmax between), for comparison in the same run; with
 // --q8 the q8_0 kernel (Highway::attend_q8), then its row path (attend_group_q8_rows).
 //
-//   attention_bench [--seconds=S] [--f32 | --q8] [N ...]      (default N: 512 4096)
+//   attention_bench [--seconds=S] [--f32 | --q8] [--target=T] [N ...]      (default N: 512 4096)
+//
+// --target=T forces Highway's target T (AVX2, AVX3, ...: Highway::available_targets).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -45,13 +47,20 @@ int main(int argc, char** argv) {
       dtype = ember::DType::F32;
     else if (std::strcmp(argv[i], "--q8") == 0)
       dtype = ember::DType::Q8_0;
-    else
+    else if (std::strncmp(argv[i], "--target=", 9) == 0) {
+      if (!ember::kernels::Highway::force_target(argv[i] + 9)) {
+        std::fprintf(stderr, "target %s is not available here\n", argv[i] + 9);
+        return 2;
+      }
+    } else
       depths.push_back(size_t(std::atol(argv[i])));
   }
   if (depths.empty()) depths = {512, 4096};
   constexpr size_t kHeadDim = 64, kHeads = 32, kKvHeads = 4, kGroup = kHeads / kKvHeads;
-  std::printf("backend %s%s, %s cache, one thread\n", ember::kernels::Highway::current_target(),
-              ember::kernels::Highway::vnni_enabled() ? "+VNNI" : "", std::string(ember::name(dtype)).c_str());
+  const std::string target = ember::kernels::Highway::current_target();
+  const bool vnni = ember::kernels::Highway::vnni_enabled() && target != "AVX2";  // AVX2 has no VNNI path
+  std::printf("backend %s%s, %s cache, one thread\n", target.c_str(), vnni ? "+VNNI" : "",
+              std::string(ember::name(dtype)).c_str());
   for (const size_t n : depths) {
     ember::KvCache cache(dtype, 1, n, kKvHeads * kHeadDim, kHeadDim);
     std::vector<float> k(kKvHeads * kHeadDim), v(k.size());

@@ -882,15 +882,19 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
   for (size_t g = 0; g < kG; ++g) mx[g] = _mm256_set1_ps(-HUGE_VALF);
   for (size_t j0 = keys.first / KeyTiles::kPos * KeyTiles::kPos; j0 < end; j0 += KeyTiles::kPos) {
     const auto* tile = reinterpret_cast<const uint8_t*>(keys.data) + j0 / KeyTiles::kPos * tb;
-    if (j0 + 3 * KeyTiles::kPos <= end)
-      for (size_t o = 0; o < tb; o += 64) hwy::Prefetch(tile + 2 * tb + o);
+    // The tile two ahead, a line with every other load of this one (scales first).
+    const bool ahead = j0 + 3 * KeyTiles::kPos <= end;
+    if (ahead)
+      for (size_t o = 0; o < sb; o += 64) hwy::Prefetch(tile + 2 * tb + o);
     __m256 s[kG][2];
     for (size_t g = 0; g < kG; ++g) s[g][0] = s[g][1] = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; ++b) {
       const uint8_t* q = tile + sb + b * 32 * KeyTiles::kPos;
-      for (size_t o = 0; o < 32 * KeyTiles::kPos; o += 32)
+      for (size_t o = 0; o < 32 * KeyTiles::kPos; o += 32) {
+        if (ahead && o % 64 == 0) hwy::Prefetch(q + o + 2 * tb);
         _mm256_store_si256(reinterpret_cast<__m256i*>(kabs + o),
                            _mm256_abs_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(q + o))));
+      }
       const __m128i dh0 = _mm_load_si128(reinterpret_cast<const __m128i*>(tile + b * 32));
       const __m128i dh1 = _mm_load_si128(reinterpret_cast<const __m128i*>(tile + b * 32 + 16));
       const __m256 dk0 = _mm256_cvtph_ps(dh0), dk1 = _mm256_cvtph_ps(dh1);
@@ -988,10 +992,12 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
   HWY_ALIGN float c[kG * kStride];
   for (size_t j0 = 0; j0 < n_pos; j0 += kAttnQ8Chunk) {
     const size_t m = n_pos - j0 < kAttnQ8Chunk ? n_pos - j0 : kAttnQ8Chunk;
+    // The next chunk's rows, a line per position of the passes over this one (as the VNNI copy).
+    PrefetchRun next;
     if (j0 + m < n_pos) {
-      const auto* next = reinterpret_cast<const uint8_t*>(values.row(j0 + m));
       const size_t n_next = n_pos - j0 - m < kAttnQ8Chunk ? n_pos - j0 - m : kAttnQ8Chunk;
-      for (size_t o = 0; o < n_next * values.row_bytes; o += 64) hwy::Prefetch(next + o);
+      next.p = reinterpret_cast<const uint8_t*>(values.row(j0 + m));
+      next.end = next.p + n_next * values.row_bytes;
     }
     for (size_t b = 0; b < nb; ++b) {
       const auto* blk = reinterpret_cast<const uint8_t*>(values.row(j0)) + b * sizeof(quant::BlockQ8_0);
@@ -1004,6 +1010,7 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
         for (size_t g = 0; g < kG; ++g) acc[g] = _mm256_setzero_ps();
         const uint8_t* qs = blk + offsetof(quant::BlockQ8_0, qs) + 8 * e;
         for (size_t j = 0; j < m; ++j, qs += values.row_bytes) {
+          next.Step();
           const __m256 v =
               _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs))));
           for (size_t g = 0; g < kG; ++g) acc[g] = _mm256_fmadd_ps(_mm256_set1_ps(c[g * kStride + j]), v, acc[g]);
