@@ -458,8 +458,8 @@ void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, 
 // then Reference's expression double(d) * isum - double(dmin) * summs (both products exact
 // in double, so one rounding either way) added in block order: Reference's bits.
 // Tokens per pass over a group's records: the 16 nibble vectors of a pair of groups, the
-// token's two running sums and each token's isum stay in registers; the double sums live in
-// L1 (sum below).
+// token's four vpdpbusd chains and each token's isum stay in registers; the double sums live
+// in L1 (sum below).
 constexpr size_t kPackedKTok = 8;
 
 // The load of the cache line at p, with the prefetch of the line kPrefetchBytes ahead: a
