@@ -76,4 +76,9 @@ inline void round_to_f16(const float* x, float* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(f32_to_f16(x[i]));
 }
 
+// Activations for bf16 weights: each value rounded to bf16 (nearest even) and widened back.
+inline void round_to_bf16(const float* x, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = bf16_to_f32(f32_to_bf16(x[i]));
+}
+
 }  // namespace ember::kernels::detail

@@ -541,9 +541,7 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
     if (w.dtype == DType::BF16) {  // activations rounded to bf16 as Reference's are (nearest even)
       auto* rounded = reinterpret_cast<float*>(scratch);
       const size_t rounded_stride = stride / sizeof(float);
-      for (size_t k = 0; k < nt; ++k)
-        for (size_t i = 0; i < w.n_col; ++i)
-          rounded[k * rounded_stride + i] = bf16_to_f32(f32_to_bf16(xt[k * x_stride + i]));
+      for (size_t k = 0; k < nt; ++k) detail::round_to_bf16(xt + k * x_stride, rounded + k * rounded_stride, w.n_col);
       DenseRows<bf16>(w, rounded, rounded_stride, nt, yt, y_stride, r_begin, r_end);
       continue;
     }

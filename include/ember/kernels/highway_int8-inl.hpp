@@ -689,6 +689,18 @@ void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t
 
 constexpr size_t kAttnQ8Chunk = 128;  // value rows per pass (8.5 KiB for head_dim 64)
 
+// The value rows of the chunk that starts at row j (none past the end), to prefetch a line
+// at a time while the chunk before it is worked on.
+HWY_INLINE PrefetchRun NextValueChunk(const MatrixView& values, size_t j) {
+  PrefetchRun run;
+  if (j < values.n_row) {
+    const size_t n = values.n_row - j < kAttnQ8Chunk ? values.n_row - j : kAttnQ8Chunk;
+    run.p = reinterpret_cast<const uint8_t*>(values.row(j));
+    run.end = run.p + n * values.row_bytes;
+  }
+  return run;
+}
+
 #if EMBER_INT8_VNNI
 constexpr size_t kAttnQ8ScoreGroup = 8, kAttnQ8ValueGroup = 8;  // heads per pass
 
@@ -818,12 +830,7 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
     const size_t m = n_pos - j0 < kAttnQ8Chunk ? n_pos - j0 : kAttnQ8Chunk, m16 = (m + 15) / 16 * 16;
     // The next chunk's rows, one contiguous run, a line per position of the passes over this
     // one (nb * m steps for m * nb * 34 / 64 lines).
-    PrefetchRun next;
-    if (j0 + m < n_pos) {
-      const size_t n_next = n_pos - j0 - m < kAttnQ8Chunk ? n_pos - j0 - m : kAttnQ8Chunk;
-      next.p = reinterpret_cast<const uint8_t*>(values.row(j0 + m));
-      next.end = next.p + n_next * values.row_bytes;
-    }
+    PrefetchRun next = NextValueChunk(values, j0 + m);
     for (size_t b = 0; b < nb; ++b) {
       const auto* blk = reinterpret_cast<const uint8_t*>(values.row(j0)) + b * sizeof(quant::BlockQ8_0);
       for (size_t j = 0; j < m; ++j) std::memcpy(dh + j, blk + j * values.row_bytes, 2);
@@ -993,12 +1000,7 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
   for (size_t j0 = 0; j0 < n_pos; j0 += kAttnQ8Chunk) {
     const size_t m = n_pos - j0 < kAttnQ8Chunk ? n_pos - j0 : kAttnQ8Chunk;
     // The next chunk's rows, a line per position of the passes over this one (as the VNNI copy).
-    PrefetchRun next;
-    if (j0 + m < n_pos) {
-      const size_t n_next = n_pos - j0 - m < kAttnQ8Chunk ? n_pos - j0 - m : kAttnQ8Chunk;
-      next.p = reinterpret_cast<const uint8_t*>(values.row(j0 + m));
-      next.end = next.p + n_next * values.row_bytes;
-    }
+    PrefetchRun next = NextValueChunk(values, j0 + m);
     for (size_t b = 0; b < nb; ++b) {
       const auto* blk = reinterpret_cast<const uint8_t*>(values.row(j0)) + b * sizeof(quant::BlockQ8_0);
       for (size_t j = 0; j < m; ++j) {
