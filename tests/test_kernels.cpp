@@ -90,6 +90,8 @@ constexpr double kBudgetElementwise = 1e-6;  // axpy/add/scale: one rounding apa
 constexpr double kBudgetRmsNorm = 4e-6;      // float sum of squares; 8.6e-7 on SCALAR
 constexpr double kBudgetSoftmax = 5e-6;      // vector exp, float sum; 1.7e-6 on SCALAR
 constexpr double kBudgetSilu = 1e-6;         // vector exp vs libm expf; 2.4e-7
+constexpr double kBudgetLayerNorm = 1e-5;    // absolute (outputs ~1), float sums; 3.0e-6 on SCALAR
+constexpr double kBudgetGelu = 3e-5;         // exp's float argument (~80 at x = -10, a few ulp); 1.0e-5
 
 // Every format the quant layer dequantizes, and those with vector code in
 // some backend (both have all of kVectorFormats on x86: Xsimd's K-quants on its
@@ -1118,7 +1120,7 @@ TEST_CASE("kernels: q8_0 KV cache: rows read back as written, copies overlap saf
 TEST_CASE("kernels: vector ops match Reference") {
   for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
     Rng rng(7);
-    enum { kDot, kAxpy, kAddScale, kRmsNorm, kSoftmax, kSilu, kOps };
+    enum { kDot, kAxpy, kAddScale, kRmsNorm, kLayerNorm, kSoftmax, kSilu, kGelu, kOps };
     double worst[kOps] = {};
     bool in_place_differs = false;
     auto note = [&](int op, double err) { worst[op] = std::max(worst[op], err); };
@@ -1158,6 +1160,21 @@ TEST_CASE("kernels: vector ops match Reference") {
           in_place_differs |= in_place != out;
         }
 
+        {  // layernorm of off-centre inputs (the mean matters): weight and bias, weight only,
+           // neither, and in place; outputs are of magnitude ~1, so the error is absolute
+          const std::vector<float> xs = random_floats(n, rng, 1.5f, 3.5f), bias = random_floats(n, rng);
+          for (int variant = 0; variant < 3; ++variant) {
+            const float* w = variant == 2 ? nullptr : b;
+            const float* bs = variant == 0 ? bias.data() : nullptr;
+            std::vector<float> out_ref(n), out(n), in_place = xs;
+            Reference::layernorm(xs.data(), w, bs, out_ref.data(), n, 1e-5f);
+            B::layernorm(xs.data(), w, bs, out.data(), n, 1e-5f);
+            B::layernorm(in_place.data(), w, bs, in_place.data(), n, 1e-5f);
+            for (size_t i = 0; i < n; ++i) note(kLayerNorm, std::fabs(double(out[i]) - out_ref[i]));
+            in_place_differs |= in_place != out;
+          }
+        }
+
         {  // softmax over logits with a wide range (attention scores, vocab logits)
           std::vector<float> s_ref = random_floats(n, rng, -30, 30), s = s_ref;
           Reference::softmax(s_ref.data(), n);
@@ -1181,18 +1198,55 @@ TEST_CASE("kernels: vector ops match Reference") {
           B::silu_mul(g.data(), up.data(), n);
           for (size_t i = 0; i < n; ++i) note(kSilu, rel_error(g[i], g_ref[i], 1e-30));
         }
+
+        {  // gelu and gelu_mul, including arguments far out on both sides (outputs x and -0)
+          std::vector<float> g_ref = random_floats(n, rng, -12, 12), up(b, b + n);
+          if (n > 3) {
+            g_ref[0] = -200.0f;
+            g_ref[1] = 150.0f;
+            g_ref[2] = 0.0f;
+          }
+          std::vector<float> g = g_ref, gm_ref = g_ref, gm = g_ref;
+          Reference::gelu(g_ref.data(), n);
+          B::gelu(g.data(), n);
+          Reference::gelu_mul(gm_ref.data(), up.data(), n);
+          B::gelu_mul(gm.data(), up.data(), n);
+          for (size_t i = 0; i < n; ++i) {
+            note(kGelu, rel_error(g[i], g_ref[i], 1e-30));
+            note(kGelu, rel_error(gm[i], gm_ref[i], 1e-30));
+          }
+        }
       }
     }
     INFO(label, ": worst dot ", worst[kDot], ", axpy ", worst[kAxpy], ", add+scale ", worst[kAddScale], ", rmsnorm ",
-         worst[kRmsNorm], ", softmax ", worst[kSoftmax], ", silu_mul ", worst[kSilu]);
+         worst[kRmsNorm], ", layernorm ", worst[kLayerNorm], ", softmax ", worst[kSoftmax], ", silu_mul ", worst[kSilu],
+         ", gelu ", worst[kGelu]);
     CHECK(worst[kDot] <= kBudgetDot);
     CHECK(worst[kAxpy] <= kBudgetElementwise);
     CHECK(worst[kAddScale] <= kBudgetElementwise);
     CHECK(worst[kRmsNorm] <= kBudgetRmsNorm);
     CHECK(worst[kSoftmax] <= kBudgetSoftmax);
     CHECK(worst[kSilu] <= kBudgetSilu);
+    CHECK(worst[kLayerNorm] <= kBudgetLayerNorm);
+    CHECK(worst[kGelu] <= kBudgetGelu);
     CHECK_FALSE(in_place_differs);
   });
+}
+
+TEST_CASE("kernels: Reference layernorm and gelu give the published values") {
+  // gelu's tanh approximation as PyTorch's gelu(approximate="tanh") gives it, and the layer
+  // norm of 1..4 (population variance, eps 1e-5): both worked out by hand in double.
+  const float x[] = {-3.0f, -1.0f, 0.0f, 0.5f, 1.0f, 3.0f};
+  const double want[] = {-0.00363739208, -0.158808009, 0.0, 0.34571401, 0.841191991, 2.99636261};
+  float g[6];
+  std::memcpy(g, x, sizeof(g));
+  Reference::gelu(g, 6);
+  for (size_t i = 0; i < 6; ++i) CHECK(g[i] == doctest::Approx(want[i]).epsilon(1e-6));
+  const float v[] = {1.0f, 2.0f, 3.0f, 4.0f}, w[] = {1.0f, 2.0f, 1.0f, 1.0f}, b[] = {0.0f, 0.0f, 0.0f, 0.5f};
+  float out[4];
+  Reference::layernorm(v, w, b, out, 4, 1e-5f);
+  const double norm[] = {-1.34163542, -0.447211807 * 2, 0.447211807, 1.34163542 + 0.5};
+  for (size_t i = 0; i < 4; ++i) CHECK(out[i] == doctest::Approx(norm[i]).epsilon(1e-6));
 }
 
 // Rotation by hand, in double, with angles from pow per pair.

@@ -737,6 +737,83 @@ void SiluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
   }
 }
 
+// x - mean, then / sqrt(var + eps), then * weight + bias (either may be null); two passes
+// over x for the sums (mean, then centered squares), as the oracle. out may alias x.
+void LayerNorm(const float* x, const float* weight, const float* bias, float* out, size_t n, float eps) {
+  if (n == 0) return;
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    acc0 = hn::Add(acc0, hn::LoadU(d, x + i));
+    acc1 = hn::Add(acc1, hn::LoadU(d, x + i + N));
+  }
+  for (; i + N <= n; i += N) acc0 = hn::Add(acc0, hn::LoadU(d, x + i));
+  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+  for (; i < n; ++i) sum += x[i];
+  const float mean = sum / float(n);
+  const VF vmean = hn::Set(d, mean);
+  acc0 = acc1 = hn::Zero(d);
+  for (i = 0; i + 2 * N <= n; i += 2 * N) {
+    const VF v0 = hn::Sub(hn::LoadU(d, x + i), vmean);
+    const VF v1 = hn::Sub(hn::LoadU(d, x + i + N), vmean);
+    acc0 = hn::MulAdd(v0, v0, acc0);
+    acc1 = hn::MulAdd(v1, v1, acc1);
+  }
+  for (; i + N <= n; i += N) {
+    const VF v = hn::Sub(hn::LoadU(d, x + i), vmean);
+    acc0 = hn::MulAdd(v, v, acc0);
+  }
+  float sum2 = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+  for (; i < n; ++i) sum2 += (x[i] - mean) * (x[i] - mean);
+  const float s = 1.0f / std::sqrt(sum2 / float(n) + eps);
+  const VF vs = hn::Set(d, s);
+  for (i = 0; i + N <= n; i += N) {
+    VF v = hn::Mul(hn::Sub(hn::LoadU(d, x + i), vmean), vs);
+    if (weight) v = hn::Mul(v, hn::LoadU(d, weight + i));
+    if (bias) v = hn::Add(v, hn::LoadU(d, bias + i));
+    hn::StoreU(v, d, out + i);
+  }
+  for (; i < n; ++i) {
+    float v = (x[i] - mean) * s;
+    if (weight) v *= weight[i];
+    if (bias) v += bias[i];
+    out[i] = v;
+  }
+}
+
+// ggml_gelu's tanh approximation, 0.5 x (1 + tanh(u)) with u = sqrt(2/pi) x (1 + 0.044715 x^2),
+// as the equal x / (1 + exp(-2u)): one Exp, no cancellation for negative x. Clamped as Silu:
+// Exp's argument stays in its valid range and still overflows to inf, so x below ~ -10
+// gives -0 as in the oracle.
+HWY_INLINE VF Gelu(DF d, VF x) {
+  const VF x2 = hn::Mul(x, x);
+  const VF u2 = hn::Mul(hn::Mul(x, hn::Set(d, -2.0f * 0.79788456080286535588f)),
+                        hn::MulAdd(x2, hn::Set(d, 0.044715f), hn::Set(d, 1.0f)));
+  const VF e = hn::Exp(d, hn::Min(u2, hn::Set(d, 100.0f)));
+  return hn::Div(x, hn::Add(hn::Set(d, 1.0f), e));
+}
+
+// gate = gelu(gate) * up, or gate = gelu(gate) when up is null.
+void GeluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    VF g = Gelu(d, hn::LoadU(d, gate + i));
+    if (up) g = hn::Mul(g, hn::LoadU(d, up + i));
+    hn::StoreU(g, d, gate + i);
+  }
+  if (i < n) {
+    Tail t(gate + i, up ? up + i : nullptr, n - i);
+    VF g = Gelu(d, hn::Load(d, t.a));
+    if (up) g = hn::Mul(g, hn::Load(d, t.b));
+    hn::Store(g, d, t.a);
+    std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
+  }
+}
+
 // ------------------------------------------------------------ attention
 
 // Decode attention over an f16 cache (attention/attention.hpp's attend_group, its fast

@@ -46,6 +46,7 @@ struct Highway {
   static void add(float* y, const float* x, size_t n);
   static void scale(float* x, float s, size_t n);
   static void rmsnorm(const float* x, const float* weight, float* out, size_t n, float eps);
+  static void layernorm(const float* x, const float* weight, const float* bias, float* out, size_t n, float eps);
   static void softmax(float* x, size_t n);
   // Attention of `group` query heads over an F16 cache's keys (n_pos, head_dim) and
   // transposed values (head_dim, n_pos), scores scaled by `scale`: what attend_group's matmul
@@ -62,6 +63,8 @@ struct Highway {
   static bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
                         float* scores, float* out);
   static void silu_mul(float* gate, const float* up, size_t n);
+  static void gelu(float* x, size_t n);
+  static void gelu_mul(float* gate, const float* up, size_t n);
   static void rope(float* x, size_t n_head, size_t head_dim, size_t n_rot, int32_t pos, float freq_base);
   static void rope_neox(float* x, size_t n_head, size_t head_dim, size_t n_rot, int32_t pos, float freq_base);
 

@@ -62,10 +62,12 @@ HWY_EXPORT(Axpy);
 HWY_EXPORT(Add);
 HWY_EXPORT(Scale);
 HWY_EXPORT(RmsNorm);
+HWY_EXPORT(LayerNorm);
 HWY_EXPORT(Softmax);
 HWY_EXPORT(AttendF16);
 HWY_EXPORT(AttendQ8);
 HWY_EXPORT(SiluMul);
+HWY_EXPORT(GeluMul);
 HWY_EXPORT(TargetName);
 
 namespace highway_detail {
@@ -198,6 +200,10 @@ void Highway::rmsnorm(const float* x, const float* weight, float* out, size_t n,
   HWY_DYNAMIC_DISPATCH(RmsNorm)(x, weight, out, n, eps);
 }
 
+void Highway::layernorm(const float* x, const float* weight, const float* bias, float* out, size_t n, float eps) {
+  HWY_DYNAMIC_DISPATCH(LayerNorm)(x, weight, bias, out, n, eps);
+}
+
 void Highway::softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
 
 bool Highway::attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
@@ -211,6 +217,10 @@ bool Highway::attend_q8(const KeyTiles& keys, const MatrixView& values, const fl
 }
 
 void Highway::silu_mul(float* gate, const float* up, size_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n); }
+
+void Highway::gelu(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(GeluMul)(x, nullptr, n); }
+
+void Highway::gelu_mul(float* gate, const float* up, size_t n) { HWY_DYNAMIC_DISPATCH(GeluMul)(gate, up, n); }
 
 // RoPE stays scalar: one cos/sin per pair serves every head, the rotation
 // itself is a sliver of a layer's time, and sharing the oracle's code keeps

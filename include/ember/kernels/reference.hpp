@@ -59,8 +59,16 @@ struct Reference {
   static void scale(float* x, float s, size_t n);                 // x *= s
   // out = x / sqrt(mean(x^2) + eps) * weight; out may alias x.
   static void rmsnorm(const float* x, const float* weight, float* out, size_t n, float eps);
+  // out = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias, as ggml_norm followed by
+  // the weight and bias ops (BERT, GPT-2, BLOOM, StarCoder); weight and bias may be null
+  // (taken as 1 and 0); out may alias x.
+  static void layernorm(const float* x, const float* weight, const float* bias, float* out, size_t n, float eps);
   static void softmax(float* x, size_t n);                       // in place, max-subtracted
   static void silu_mul(float* gate, const float* up, size_t n);  // gate = silu(gate) * up
+  // x = gelu(x), in place, by ggml_gelu's tanh approximation:
+  // 0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x^2))).
+  static void gelu(float* x, size_t n);
+  static void gelu_mul(float* gate, const float* up, size_t n);  // gate = gelu(gate) * up (GEGLU)
 
   // Rotary embedding of n_head heads of head_dim floats, first n_rot dims of
   // each head rotated. GGML "normal" mode rotates adjacent pairs (2i, 2i+1);
@@ -379,6 +387,24 @@ inline void Reference::rmsnorm(const float* x, const float* weight, float* out, 
   for (size_t i = 0; i < n; ++i) out[i] = x[i] * s * weight[i];
 }
 
+inline void Reference::layernorm(const float* x, const float* weight, const float* bias, float* out, size_t n,
+                                 float eps) {
+  if (n == 0) return;
+  // Both sums in double, in two passes, as ggml_compute_forward_norm_f32.
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += double(x[i]);
+  const float mean = float(sum / double(n));
+  double sum2 = 0;
+  for (size_t i = 0; i < n; ++i) sum2 += double(x[i] - mean) * double(x[i] - mean);
+  const float s = 1.0f / std::sqrt(float(sum2 / double(n)) + eps);
+  for (size_t i = 0; i < n; ++i) {
+    float v = (x[i] - mean) * s;
+    if (weight) v *= weight[i];
+    if (bias) v += bias[i];
+    out[i] = v;
+  }
+}
+
 inline void Reference::softmax(float* x, size_t n) {
   if (n == 0) return;
   float max = x[0];
@@ -397,6 +423,26 @@ inline void Reference::silu_mul(float* gate, const float* up, size_t n) {
     const float g = gate[i];
     gate[i] = g / (1.0f + std::exp(-g)) * up[i];
   }
+}
+
+namespace reference_detail {
+// The tanh approximation evaluated in double, so the vector backends are measured against
+// the formula rather than against another float approximation of it. 1 + tanh(u) is taken
+// as the equal 2 / (1 + exp(-2u)): it has no cancellation where tanh(u) is near -1.
+inline float gelu(float x) {
+  const double v = x;
+  constexpr double kSqrt2OverPi = 0.79788456080286535588, kCoef = 0.044715;
+  const double u = kSqrt2OverPi * v * (1.0 + kCoef * v * v);
+  return float(v / (1.0 + std::exp(-2.0 * u)));
+}
+}  // namespace reference_detail
+
+inline void Reference::gelu(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = reference_detail::gelu(x[i]);
+}
+
+inline void Reference::gelu_mul(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) gate[i] = reference_detail::gelu(gate[i]) * up[i];
 }
 
 template <bool kNeox>

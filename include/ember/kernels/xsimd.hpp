@@ -745,6 +745,48 @@ struct Xsimd {
     }
   }
 
+  // As Reference::layernorm: sums in two passes (mean, then centered squares). out may alias x.
+  static void layernorm(const float* x, const float* weight, const float* bias, float* out, size_t n, float eps) {
+    if (n == 0) return;
+    Batch acc0(0.0f), acc1(0.0f);
+    size_t i = 0;
+    for (; i + 2 * N <= n; i += 2 * N) {
+      acc0 += load(x + i);
+      acc1 += load(x + i + N);
+    }
+    for (; i + N <= n; i += N) acc0 += load(x + i);
+    float sum = xsimd::hadd(acc0 + acc1);
+    for (; i < n; ++i) sum += x[i];
+    const float mean = sum / float(n);
+    const Batch vmean(mean);
+    acc0 = acc1 = Batch(0.0f);
+    for (i = 0; i + 2 * N <= n; i += 2 * N) {
+      const Batch v0 = load(x + i) - vmean, v1 = load(x + i + N) - vmean;
+      acc0 = xsimd::fma(v0, v0, acc0);
+      acc1 = xsimd::fma(v1, v1, acc1);
+    }
+    for (; i + N <= n; i += N) {
+      const Batch v = load(x + i) - vmean;
+      acc0 = xsimd::fma(v, v, acc0);
+    }
+    float sum2 = xsimd::hadd(acc0 + acc1);
+    for (; i < n; ++i) sum2 += (x[i] - mean) * (x[i] - mean);
+    const float s = 1.0f / std::sqrt(sum2 / float(n) + eps);
+    const Batch vs(s);
+    for (i = 0; i + N <= n; i += N) {
+      Batch v = (load(x + i) - vmean) * vs;
+      if (weight) v *= load(weight + i);
+      if (bias) v += load(bias + i);
+      v.store_unaligned(out + i);
+    }
+    for (; i < n; ++i) {
+      float v = (x[i] - mean) * s;
+      if (weight) v *= weight[i];
+      if (bias) v += bias[i];
+      out[i] = v;
+    }
+  }
+
   static void softmax(float* x, size_t n) {
     if (n == 0) return;
     float max = x[0];
@@ -782,6 +824,25 @@ struct Xsimd {
     if (i < n) {
       Tail t(gate + i, up + i, n - i);
       (silu(t.load_a()) * t.load_b()).store_aligned(t.a);
+      std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
+    }
+  }
+
+  static void gelu(float* x, size_t n) { gelu_mul(x, nullptr, n); }
+
+  // gate = gelu(gate) * up; gate = gelu(gate) when up is null.
+  static void gelu_mul(float* gate, const float* up, size_t n) {
+    size_t i = 0;
+    for (; i + N <= n; i += N) {
+      Batch g = gelu(load(gate + i));
+      if (up) g *= load(up + i);
+      g.store_unaligned(gate + i);
+    }
+    if (i < n) {
+      Tail t(gate + i, up ? up + i : nullptr, n - i);
+      Batch g = gelu(t.load_a());
+      if (up) g *= t.load_b();
+      g.store_aligned(t.a);
       std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
     }
   }
@@ -838,6 +899,12 @@ struct Xsimd {
   };
 
   static Batch silu(const Batch& g) { return g / (Batch(1.0f) + xsimd::exp(-g)); }
+  // ggml_gelu's tanh approximation as x / (1 + exp(-2u)), u = sqrt(2/pi) x (1 + 0.044715 x^2)
+  // (Highway's Gelu: one exp, no cancellation for negative x).
+  static Batch gelu(const Batch& x) {
+    const Batch u2 = x * Batch(-2.0f * 0.79788456080286535588f) * xsimd::fma(x * x, Batch(0.044715f), Batch(1.0f));
+    return x / (Batch(1.0f) + xsimd::exp(u2));
+  }
 
   // Rows outer, token groups inner: a row stays in L1 while every group of
   // tokens reads it.
