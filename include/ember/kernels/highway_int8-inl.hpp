@@ -725,7 +725,9 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
       corr[g][b] = -128 * sum;
     }
   const __m512i flip = _mm512_set1_epi8(-128);
+  // Every loop over heads (g) or chunks (c) is unrolled, so that s, mx and kv stay in registers.
   __m512 mx[kG];
+#pragma GCC unroll 16
   for (size_t g = 0; g < kG; ++g) mx[g] = _mm512_set1_ps(-HUGE_VALF);
   for (size_t j0 = keys.first / KeyTiles::kPos * KeyTiles::kPos; j0 < end; j0 += KeyTiles::kPos) {
     const auto* tile = reinterpret_cast<const uint8_t*>(keys.data) + j0 / KeyTiles::kPos * tb;
@@ -734,19 +736,22 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
     if (ahead)
       for (size_t o = 0; o < sb; o += 64) hwy::Prefetch(tile + 2 * tb + o);
     __m512 s[kG];
+#pragma GCC unroll 16
     for (size_t g = 0; g < kG; ++g) s[g] = _mm512_setzero_ps();
     for (size_t b = 0; b < nb; ++b) {
       const uint8_t* q = tile + sb + b * 32 * KeyTiles::kPos;
       __m512i kv[8];
+#pragma GCC unroll 8
       for (size_t c = 0; c < 8; ++c) {
         if (ahead) hwy::Prefetch(q + 64 * c + 2 * tb);
         kv[c] = _mm512_xor_si512(_mm512_load_si512(q + 64 * c), flip);
       }
       const __m512 dk = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(tile + b * 32)));
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (size_t g = 0; g < kG; ++g) {
         const int8_t* a = qb[g * nb + b].qs;
         __m512i acc0 = _mm512_set1_epi32(corr[g][b]), acc1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
         for (size_t c = 0; c < 8; c += 2) {
           acc0 = _mm512_dpbusd_epi32(acc0, kv[c], _mm512_set1_epi32(LoadI32(a + 4 * c)));
           acc1 = _mm512_dpbusd_epi32(acc1, kv[c + 1], _mm512_set1_epi32(LoadI32(a + 4 * c + 4)));
@@ -757,21 +762,20 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
     }
     const size_t lo = j0 > keys.first ? j0 : keys.first, hi = end - j0 < KeyTiles::kPos ? end : j0 + KeyTiles::kPos;
     const __m512 sc = _mm512_set1_ps(scale);
+    // A tile's live positions [lo - j0, hi - j0): all 16 but at the ends of the range.
+    const __mmask16 live = __mmask16(((1u << (hi - j0)) - 1) & ~((1u << (lo - j0)) - 1));
+#pragma GCC unroll 16
     for (size_t g = 0; g < kG; ++g) {
-      float* dst = scores + g * n_pos + (lo - keys.first);
       const __m512 v = _mm512_mul_ps(s[g], sc);
-      if (hi - lo == KeyTiles::kPos) {
+      float* dst = scores + g * n_pos + (lo - keys.first);
+      if (live == 0xffff)
         _mm512_storeu_ps(dst, v);
-        mx[g] = _mm512_max_ps(mx[g], v);
-      } else {
-        HWY_ALIGN float buf[KeyTiles::kPos];
-        _mm512_store_ps(buf, v);
-        std::memcpy(dst, buf + (lo - j0), (hi - lo) * sizeof(float));
-        const __mmask16 live = __mmask16(((1u << (hi - j0)) - 1) & ~((1u << (lo - j0)) - 1));
-        mx[g] = _mm512_mask_max_ps(mx[g], live, mx[g], v);
-      }
+      else
+        _mm512_mask_compressstoreu_ps(dst, live, v);  // the live lanes, in order
+      mx[g] = _mm512_mask_max_ps(mx[g], live, mx[g], v);
     }
   }
+#pragma GCC unroll 16
   for (size_t g = 0; g < kG; ++g) maxes[g] = _mm512_reduce_max_ps(mx[g]);
 }
 
@@ -786,8 +790,9 @@ HWY_INLINE __m512 ExpNonPositive(__m512 x) {
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
   __m512 p = _mm512_set1_ps(1.0f / 5040);
-  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  constexpr float kTaylor[] = {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+#pragma GCC unroll 7
+  for (const float c : kTaylor) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
   return _mm512_scalef_ps(p, n);
 }
 
@@ -885,7 +890,9 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
     for (size_t b = 0; b < nb; ++b) dq[g][b] = f16_to_f32(qb[g * nb + b].d_f16);
   const __m256i ones = _mm256_set1_epi16(1);
   HWY_ALIGN uint8_t kabs[32 * KeyTiles::kPos];
+  // Every loop over heads (g) or chunks (c) is unrolled, so that s and mx stay in registers.
   __m256 mx[kG];
+#pragma GCC unroll 16
   for (size_t g = 0; g < kG; ++g) mx[g] = _mm256_set1_ps(-HUGE_VALF);
   for (size_t j0 = keys.first / KeyTiles::kPos * KeyTiles::kPos; j0 < end; j0 += KeyTiles::kPos) {
     const auto* tile = reinterpret_cast<const uint8_t*>(keys.data) + j0 / KeyTiles::kPos * tb;
@@ -894,6 +901,7 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
     if (ahead)
       for (size_t o = 0; o < sb; o += 64) hwy::Prefetch(tile + 2 * tb + o);
     __m256 s[kG][2];
+#pragma GCC unroll 16
     for (size_t g = 0; g < kG; ++g) s[g][0] = s[g][1] = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; ++b) {
       const uint8_t* q = tile + sb + b * 32 * KeyTiles::kPos;
@@ -905,9 +913,11 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
       const __m128i dh0 = _mm_load_si128(reinterpret_cast<const __m128i*>(tile + b * 32));
       const __m128i dh1 = _mm_load_si128(reinterpret_cast<const __m128i*>(tile + b * 32 + 16));
       const __m256 dk0 = _mm256_cvtph_ps(dh0), dk1 = _mm256_cvtph_ps(dh1);
+#pragma GCC unroll 16
       for (size_t g = 0; g < kG; ++g) {
         const int8_t* a = qb[g * nb + b].qs;
         __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+#pragma GCC unroll 8
         for (size_t c = 0; c < 8; ++c) {
           const __m256i qv = _mm256_set1_epi32(LoadI32(a + 4 * c));
           const auto* k = reinterpret_cast<const __m256i*>(q + 64 * c);
@@ -927,6 +937,7 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
     }
     const size_t lo = j0 > keys.first ? j0 : keys.first, hi = end - j0 < KeyTiles::kPos ? end : j0 + KeyTiles::kPos;
     const __m256 sc = _mm256_set1_ps(scale);
+#pragma GCC unroll 16
     for (size_t g = 0; g < kG; ++g) {
       const __m256 v0 = _mm256_mul_ps(s[g][0], sc), v1 = _mm256_mul_ps(s[g][1], sc);
       float* dst = scores + g * n_pos + (lo - keys.first);
@@ -943,6 +954,7 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
       }
     }
   }
+#pragma GCC unroll 16
   for (size_t g = 0; g < kG; ++g) {
     HWY_ALIGN float m[8];
     _mm256_store_ps(m, mx[g]);
@@ -960,8 +972,9 @@ HWY_INLINE __m256 ExpNonPositive(__m256 x) {
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723212e-6f), r);
   __m256 p = _mm256_set1_ps(1.0f / 5040);
-  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  constexpr float kTaylor[] = {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+#pragma GCC unroll 7
+  for (const float c : kTaylor) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
