@@ -832,7 +832,9 @@ constexpr size_t kAttnMaxHeadDim = 256, kAttnMaxGroup = 16;
 // rounds of adjacent-lane sums (ConcatEven + ConcatOdd). Overwrites v.
 template <size_t kN>
 HWY_INLINE VF SumEach(DF d, VF* v) {
+#pragma GCC unroll 8
   for (size_t n = kN; n > 1; n /= 2)
+#pragma GCC unroll 16
     for (size_t i = 0; i < n / 2; ++i)
       v[i] = hn::Add(hn::ConcatEven(d, v[2 * i + 1], v[2 * i]), hn::ConcatOdd(d, v[2 * i + 1], v[2 * i]));
   return v[0];
@@ -864,12 +866,14 @@ HWY_INLINE void AttendValues(const MatrixView& values_t, const float* p, size_t 
         const auto* next = reinterpret_cast<const char*>(values_t.row(r) + 2 * j0);
         for (size_t b = 0; b < 2 * (j1 - j0); b += 64) hwy::Prefetch(next + b);
       }
-      VF acc[kG][2];
+      VF acc[kG][2];  // the loops over heads unrolled: acc stays in registers
+#pragma GCC unroll 16
       for (size_t g = 0; g < kG; ++g) acc[g][0] = acc[g][1] = hn::Zero(d);
       size_t j = j0;
       for (; j + 2 * kN <= j1; j += 2 * kN) {
         const VF v0 = LoadWeights(d, v + j), v1 = LoadWeights(d, v + j + kN);
         const float* pj = pc + (j - j0);
+#pragma GCC unroll 16
         for (size_t g = 0; g < kG; ++g) {
           acc[g][0] = hn::MulAdd(v0, hn::Load(d, pj + g * kStride), acc[g][0]);
           acc[g][1] = hn::MulAdd(v1, hn::Load(d, pj + g * kStride + kN), acc[g][1]);
@@ -882,12 +886,14 @@ HWY_INLINE void AttendValues(const MatrixView& values_t, const float* p, size_t 
         std::memcpy(static_cast<void*>(vb), v + j, rem * sizeof(hwy::float16_t));
         const VF v0 = LoadWeights(d, vb), v1 = LoadWeights(d, vb + kN);
         HWY_ALIGN float pb[2 * kN] = {};
+#pragma GCC unroll 16
         for (size_t g = 0; g < kG; ++g) {
           std::memcpy(pb, pc + g * kStride + (j - j0), rem * sizeof(float));
           acc[g][0] = hn::MulAdd(v0, hn::Load(d, pb), acc[g][0]);
           acc[g][1] = hn::MulAdd(v1, hn::Load(d, pb + kN), acc[g][1]);
         }
       }
+#pragma GCC unroll 16
       for (size_t g = 0; g < kG; ++g)
         out[g * out_stride + dim] += hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[g][0], acc[g][1])));
     }
@@ -916,11 +922,15 @@ HWY_INLINE void AttendScores(const MatrixView& keys, const float* qr, size_t gro
     }
     for (size_t g = 0; g < group; ++g) {
       const float* qg = qr + g * hd;
+      // Unrolled, so that qv and acc live in registers.
       VF qv[kNC];
+#pragma GCC unroll 16
       for (size_t c = 0; c < kNC; ++c) qv[c] = hn::Load(d, qg + c * kN);
       VF acc[kN];
+#pragma GCC unroll 16
       for (size_t i = 0; i < kN; ++i) {
         VF a = hn::MulAdd(hn::Load(d, tile + i * hd), qv[0], hn::Zero(d));
+#pragma GCC unroll 16
         for (size_t c = 1; c < kNC; ++c) a = hn::MulAdd(hn::Load(d, tile + i * hd + c * kN), qv[c], a);
         acc[i] = a;
       }
