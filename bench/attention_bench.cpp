@@ -7,9 +7,11 @@
 // replaces (two Highway matmuls with softmax between), for comparison in the same run; with
 // --q8 the q8_0 kernel (Highway::attend_q8), then its row path (attend_group_q8_rows).
 //
-//   attention_bench [--seconds=S] [--f32 | --q8] [--target=T] [N ...]      (default N: 512 4096)
+//   attention_bench [--seconds=S] [--f32 | --q8] [--target=T | --xsimd] [N ...]   (default N: 512 4096)
 //
 // --target=T forces Highway's target T (AVX2, AVX3, ...: Highway::available_targets).
+// --xsimd runs the Xsimd backend instead (Xsimd<>: the arch of the compiler flags), its fused
+// kernels (Xsimd::attend, Xsimd::attend_q8) and then its matmul / row paths.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,15 +25,17 @@
 
 namespace {
 
-// Highway without its fused kernel: attend_group takes the matmul path.
+// A backend without its fused kernels: attend_group takes the matmul path (f16, f32) or
+// attend_group_q8_rows (q8_0).
+template <class Backend>
 struct MatmulPath {
   static void matmul(const ember::kernels::MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y,
                      size_t y_stride, size_t r_begin, size_t r_end) {
-    ember::kernels::Highway::matmul(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end);
+    Backend::matmul(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end);
   }
-  static void scale(float* x, float s, size_t n) { ember::kernels::Highway::scale(x, s, n); }
-  static void softmax(float* x, size_t n) { ember::kernels::Highway::softmax(x, n); }
-  static void axpy(float a, const float* x, float* y, size_t n) { ember::kernels::Highway::axpy(a, x, y, n); }
+  static void scale(float* x, float s, size_t n) { Backend::scale(x, s, n); }
+  static void softmax(float* x, size_t n) { Backend::softmax(x, n); }
+  static void axpy(float a, const float* x, float* y, size_t n) { Backend::axpy(a, x, y, n); }
 };
 
 }  // namespace
@@ -39,6 +43,7 @@ struct MatmulPath {
 int main(int argc, char** argv) {
   double seconds = 0.5;
   ember::DType dtype = ember::DType::F16;
+  bool use_xsimd = false;
   std::vector<size_t> depths;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--seconds=", 10) == 0)
@@ -47,6 +52,8 @@ int main(int argc, char** argv) {
       dtype = ember::DType::F32;
     else if (std::strcmp(argv[i], "--q8") == 0)
       dtype = ember::DType::Q8_0;
+    else if (std::strcmp(argv[i], "--xsimd") == 0)
+      use_xsimd = true;
     else if (std::strncmp(argv[i], "--target=", 9) == 0) {
       if (!ember::kernels::Highway::force_target(argv[i] + 9)) {
         std::fprintf(stderr, "target %s is not available here\n", argv[i] + 9);
@@ -57,10 +64,16 @@ int main(int argc, char** argv) {
   }
   if (depths.empty()) depths = {512, 4096};
   constexpr size_t kHeadDim = 64, kHeads = 32, kKvHeads = 4, kGroup = kHeads / kKvHeads;
-  const std::string target = ember::kernels::Highway::current_target();
-  const bool vnni = ember::kernels::Highway::vnni_enabled() && target != "AVX2";  // AVX2 has no VNNI path
-  std::printf("backend %s%s, %s cache, one thread\n", target.c_str(), vnni ? "+VNNI" : "",
-              std::string(ember::name(dtype)).c_str());
+  using Xsimd = ember::kernels::Xsimd<>;
+  std::string backend;
+  if (use_xsimd) {
+    backend = std::string("Xsimd<") + Xsimd::arch_type::name() + ">";
+    if (ember::kernels::xsimd_detail::use_vnni<Xsimd::arch_type>()) backend += "+VNNI";
+  } else {
+    backend = ember::kernels::Highway::current_target();
+    if (ember::kernels::Highway::vnni_enabled() && backend != "AVX2") backend += "+VNNI";  // AVX2 has no VNNI path
+  }
+  std::printf("backend %s, %s cache, one thread\n", backend.c_str(), std::string(ember::name(dtype)).c_str());
   for (const size_t n : depths) {
     ember::KvCache cache(dtype, 1, n, kKvHeads * kHeadDim, kHeadDim);
     std::vector<float> k(kKvHeads * kHeadDim), v(k.size());
@@ -93,8 +106,14 @@ int main(int argc, char** argv) {
       std::printf("N %6zu %-8s %8.1f us per layer, %6.2f GB/s of cache read (checksum %.6f)\n", n, what, per * 1e6,
                   double(cache.bytes()) / per / 1e9, double(out[0] + out[kHeads * kHeadDim - 1]));
     };
-    run(ember::kernels::Highway{}, "fused");
-    run(MatmulPath{}, dtype == ember::DType::Q8_0 ? "rows" : "matmul");
+    const char* unfused = dtype == ember::DType::Q8_0 ? "rows" : "matmul";
+    if (use_xsimd) {
+      run(Xsimd{}, "fused");
+      run(MatmulPath<Xsimd>{}, unfused);
+    } else {
+      run(ember::kernels::Highway{}, "fused");
+      run(MatmulPath<ember::kernels::Highway>{}, unfused);
+    }
   }
   return 0;
 }

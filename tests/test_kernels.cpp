@@ -904,11 +904,13 @@ double rel_error(double got, double want, double floor) {
 
 // ------------------------------------------------------------- attention
 
-// attend_group over a cache filled with random keys and values: Highway's fused kernel
-// (Highway::attend) against Reference's matmul path in double. Both take the queries and the
-// probabilities at f16 precision; they differ in summation order only, which can move a
-// probability across an f16 rounding boundary (one f16 ulp of p, 2^-11 relative, times |v| <= 1).
-TEST_CASE("kernels: fused f16 attention matches Reference on every Highway target") {
+// attend_group over a cache filled with random keys and values: the fused kernels (Highway::attend
+// on every Highway target, Xsimd<A>::attend on every arch of XsimdArchs) against Reference's
+// matmul path in double. Both take the queries and the probabilities at f16 precision; they
+// differ in summation order only, which can move a probability across an f16 rounding boundary
+// (one f16 ulp of p, 2^-11 relative, times |v| <= 1). Where a kernel does not apply, attend_group
+// takes the backend's matmul path, which must stay within the same budget.
+TEST_CASE("kernels: fused f16 attention matches Reference on every Highway target and Xsimd arch") {
   struct Case {
     size_t head_dim, group, n_pos;
   };
@@ -916,9 +918,8 @@ TEST_CASE("kernels: fused f16 attention matches Reference on every Highway targe
                         {32, 1, 33}, {256, 2, 70}, {64, 9, 600}, {80, 2, 40},   {64, 17, 20}};
   constexpr double kBudget = 2e-4;  // absolute, outputs of magnitude <= 1
   Rng rng{7};
-  for (const std::string& target : Highway::available_targets()) {
-    REQUIRE(Highway::force_target(target));
-    double target_worst = 0;
+  for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
+    double backend_worst = 0;
     for (const Case& c : cases) {
       const size_t first = 3, n_ctx = c.n_pos + 7, n_kv = 2;
       ember::KvCache cache(DType::F16, 2, n_ctx, n_kv * c.head_dim, c.head_dim);
@@ -933,41 +934,43 @@ TEST_CASE("kernels: fused f16 attention matches Reference on every Highway targe
       std::vector<float> scores(c.group * n_ctx, 123.0f), out(q.size(), 9.0f), expect(q.size());
       ember::attend_group<Reference>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), expect.data(),
                                      first);
-      ember::attend_group<Highway>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), out.data(),
-                                   first);
+      ember::attend_group<B>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), out.data(), first);
       double worst = 0;
       for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::fabs(double(out[i]) - expect[i]));
-      // Which path ran: the kernel takes head_dim a multiple of the lanes up to 256 (as 2, 4, 8 or 16
-      // vectors: not 256 on AVX2's 8 lanes), groups up to 16, on the vector targets.
-      const bool fused = Highway::attend(cache.keys(1, 1, c.head_dim, c.n_pos, first),
-                                         cache.values_transposed(1, 1, c.head_dim, c.n_pos, first), q.data(), c.group,
-                                         0.125f, scores.data(), out.data());
-      INFO(target, " head_dim=", c.head_dim, " group=", c.group, " n_pos=", c.n_pos, " fused=", fused);
+      // Which path ran: the kernels take head_dim as 2, 4, 8 or 16 vectors (up to 256; not 256 on
+      // AVX2's 8 lanes, at most 64 on SSE's 4) and groups up to 16, on the vector targets.
+      std::vector<float> probe_scores(scores.size()), probe_out(out.size());
+      const bool fused = B::attend(cache.keys(1, 1, c.head_dim, c.n_pos, first),
+                                   cache.values_transposed(1, 1, c.head_dim, c.n_pos, first), q.data(), c.group, 0.125f,
+                                   probe_scores.data(), probe_out.data());
+      INFO(label, " head_dim=", c.head_dim, " group=", c.group, " n_pos=", c.n_pos, " fused=", fused);
       CHECK(worst <= kBudget);
-      target_worst = std::max(target_worst, worst);
-      if (target != "SCALAR" && target != "EMU128")
-        CHECK(fused == (c.head_dim != 80 && c.group <= 16 && !(target == "AVX2" && c.head_dim == 256)));
+      backend_worst = std::max(backend_worst, worst);
+      if constexpr (std::is_same_v<B, Highway>) {
+        const std::string target = Highway::current_target();
+        if (target != "SCALAR" && target != "EMU128")
+          CHECK(fused == (c.head_dim != 80 && c.group <= 16 && !(target == "AVX2" && c.head_dim == 256)));
+      } else {
+        const size_t lanes = xsimd::batch<float, typename B::arch_type>::size, nc = c.head_dim / lanes;
+        CHECK(fused == (c.head_dim % lanes == 0 && (nc == 2 || nc == 4 || nc == 8 || nc == 16) && c.group <= 16));
+      }
       // The same inputs give the same bits, whatever the scratch held.
       std::vector<float> again(q.size());
       std::fill(scores.begin(), scores.end(), -7.0f);
-      ember::attend_group<Highway>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), again.data(),
-                                   first);
-      std::vector<float> once(q.size());
-      ember::attend_group<Highway>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), once.data(),
-                                   first);
-      CHECK(std::memcmp(again.data(), once.data(), again.size() * sizeof(float)) == 0);
+      ember::attend_group<B>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), again.data(), first);
+      CHECK(std::memcmp(again.data(), out.data(), again.size() * sizeof(float)) == 0);
     }
-    MESSAGE("attention ", target, ": worst difference from Reference ", target_worst);
-  }
-  Highway::reset_target();
+    MESSAGE("attention ", label, ": worst difference from Reference ", backend_worst);
+  });
 }
 
 TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention over the cached values") {
   // The independent expectation: softmax(q' . k / sqrt(head_dim)) . v in double, where k and v
   // are the cache's q8_0 values read back as floats and q' the query quantized to q8_0 (as
-  // llama.cpp's q8_0 K cache takes it). Every backend's row path (attend_group_q8_rows) and
-  // Highway's fused kernel on every target (AVX3 with and without VNNI) must land within the
-  // budget; the fused kernel is also checked to have run where it applies.
+  // llama.cpp's q8_0 K cache takes it). Every backend's row path (attend_group_q8_rows), and
+  // attend_group with the fused kernels (Highway's on every target, AVX3 with and without VNNI;
+  // Xsimd's on every arch of XsimdArchs), must land within the budget, with the same bits
+  // whatever the scratch held; the fused kernels are also checked to have run where they apply.
   struct Case {
     size_t head_dim, group, n_pos, first;
   };
@@ -975,8 +978,8 @@ TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention 
                         {32, 1, 33, 31}, {256, 2, 70, 9}, {64, 9, 600, 1},  {96, 2, 40, 17},  {64, 17, 20, 2}};
   constexpr double kBudget = 1e-5;  // absolute, outputs of magnitude <= 1
   Rng rng{11};
-  double worst_rows = 0, worst_fused = 0;
-  bool any_fused = false;
+  double worst_rows = 0, worst_fused[2] = {};  // Highway's kernel, Xsimd's
+  bool ran[2] = {};
   for (const Case& c : cases) {
     const size_t n_ctx = c.first + c.n_pos + 21, n_kv = 2, hd = c.head_dim, nb = hd / 32;
     ember::KvCache cache(DType::Q8_0, 2, n_ctx, n_kv * hd, hd);
@@ -1028,34 +1031,49 @@ TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention 
       CHECK(worst_of(out) <= kBudget);
       worst_rows = std::max(worst_rows, worst_of(out));
     });
+    // attend_group<B>, which runs B's fused kernel where it applies: `applies` says where.
+    auto check_fused = [&]<class B>(std::type_identity<B>, const std::string& label, bool applies) {
+      std::vector<float> scores(c.group * n_ctx, 123.0f), out(q.size(), 9.0f), again(q.size(), -1.0f);
+      ember::attend_group<B>(cache, 1, 1, hd, c.group, q.data(), c.n_pos, scores.data(), out.data(), c.first);
+      std::fill(scores.begin(), scores.end(), -7.0f);
+      ember::attend_group<B>(cache, 1, 1, hd, c.group, q.data(), c.n_pos, scores.data(), again.data(), c.first);
+      std::vector<float> probe_scores(scores.size()), probe_out(out.size());
+      const bool fused = B::attend_q8(cache.key_tiles(1, 1, c.n_pos, c.first), cache.values(1, 1, c.n_pos, c.first),
+                                      q.data(), c.group, 0.125f, probe_scores.data(), probe_out.data());
+      INFO(label, " head_dim=", hd, " group=", c.group, " n_pos=", c.n_pos, " first=", c.first, " fused=", fused);
+      CHECK(worst_of(again) <= kBudget);
+      CHECK(std::memcmp(again.data(), out.data(), out.size() * sizeof(float)) == 0);
+      const size_t which = std::is_same_v<B, Highway> ? 0 : 1;
+      if (fused) worst_fused[which] = std::max(worst_fused[which], worst_of(again)), ran[which] = true;
+      CHECK(fused == applies);
+    };
+    // Highway's kernel runs on the x86 vector targets for groups up to 16; the scalar target
+    // takes the row path.
     for (const std::string& target : Highway::available_targets()) {
       REQUIRE(Highway::force_target(target));
+      const bool applies = target != "SCALAR" && target != "EMU128" && c.group <= 16;
       // The AVX3 targets once with VNNI (vpdpbusd) and once without (maddubs), where the CPU has it.
-      const bool has_vnni = target.starts_with("AVX3") && Highway::vnni_available();
-      for (const bool vnni : has_vnni ? std::vector<bool>{true, false} : std::vector<bool>{false}) {
-        Highway::set_vnni_enabled(vnni);
-        std::vector<float> scores(c.group * n_ctx, 123.0f), out(q.size(), 9.0f);
-        ember::attend_group<Highway>(cache, 1, 1, hd, c.group, q.data(), c.n_pos, scores.data(), out.data(), c.first);
-        const bool fused =
-            Highway::attend_q8(cache.key_tiles(1, 1, c.n_pos, c.first), cache.values(1, 1, c.n_pos, c.first), q.data(),
-                               c.group, 0.125f, scores.data(), out.data());
-        std::vector<float> again(q.size(), -1.0f);
-        std::fill(scores.begin(), scores.end(), -7.0f);
-        ember::attend_group<Highway>(cache, 1, 1, hd, c.group, q.data(), c.n_pos, scores.data(), again.data(), c.first);
-        INFO(target, vnni ? "+VNNI" : "", " head_dim=", hd, " group=", c.group, " n_pos=", c.n_pos, " first=", c.first,
-             " fused=", fused);
-        CHECK(worst_of(again) <= kBudget);
-        if (fused) worst_fused = std::max(worst_fused, worst_of(again)), any_fused = true;
-        // The kernel runs on the x86 vector targets for groups up to 16; the scalar target
-        // takes the row path.
-        CHECK(fused == (target != "SCALAR" && target != "EMU128" && c.group <= 16));
+      if (target.starts_with("AVX3") && Highway::vnni_available()) {
+        check_fused(std::type_identity<Highway>{}, "Highway/" + target + "+VNNI", applies);
+        Highway::set_vnni_enabled(false);
+        check_fused(std::type_identity<Highway>{}, "Highway/" + target + " without VNNI", applies);
+        Highway::set_vnni_enabled(true);
+      } else {
+        check_fused(std::type_identity<Highway>{}, "Highway/" + target, applies);
       }
-      Highway::set_vnni_enabled(true);
     }
     Highway::reset_target();
+    // Xsimd's kernel runs on the AVX2 and avx512 archs (vpdpbusd where the flags give AVX-512
+    // VNNI, maddubs otherwise), for groups up to 16.
+    auto check_xsimd = [&]<class A>(std::type_identity<A>) {
+      constexpr bool avx2_or_wider = std::is_base_of_v<xsimd::avx2, A> || std::is_base_of_v<xsimd::avx512f, A>;
+      check_fused(std::type_identity<Xsimd<A>>{}, std::string("Xsimd/") + A::name(), avx2_or_wider && c.group <= 16);
+    };
+    std::apply([&](auto... archs) { (check_xsimd(std::type_identity<decltype(archs)>{}), ...); }, XsimdArchs{});
   }
-  MESSAGE("q8_0 attention: worst difference from exact, row paths ", worst_rows, ", fused ", worst_fused,
-          std::string(any_fused ? "" : " (the fused kernel did not run)"));
+  const std::string not_run[2] = {ran[0] ? "" : " (did not run)", ran[1] ? "" : " (did not run)"};
+  MESSAGE("q8_0 attention: worst difference from exact, row paths ", worst_rows, ", fused kernels: Highway's ",
+          worst_fused[0], not_run[0], ", Xsimd's ", worst_fused[1], not_run[1]);
 }
 
 TEST_CASE("kernels: q8_0 KV cache: rows read back as written, copies overlap safely, keys re-rotate") {

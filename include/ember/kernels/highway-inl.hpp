@@ -31,6 +31,7 @@
 #include "ember/kernels/packed.hpp"
 #include "ember/kernels/quant_layout.hpp"
 #include "ember/kernels/reference.hpp"
+#include "ember/kernels/with_count.hpp"
 #include "ember/quant/activations.hpp"
 #include "ember/quant/blocks.hpp"
 #include "ember/tensor/dtype.hpp"

@@ -1040,15 +1040,6 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
 }
 #endif
 
-// Calls f(std::integral_constant<size_t, n>{}) for 1 <= n <= kMax.
-template <size_t kMax, class F>
-HWY_INLINE void WithCount(size_t n, F&& f) {
-  if constexpr (kMax > 1) {
-    if (n < kMax) return WithCount<kMax - 1>(n, f);
-  }
-  f(std::integral_constant<size_t, kMax>{});
-}
-
 // attend_group over a q8_0 cache for `group` (<= kAttnQ8MaxGroup) heads, the queries already
 // q8_0 blocks: the scores and each head's maximum in one pass over the key tiles, then
 // exp(s - max) and its sum in one pass, then the values weighted by those, and the outputs
@@ -1061,7 +1052,7 @@ void AttendQ8Tiles(const KeyTiles& keys, const MatrixView& values, const quant::
   float maxes[kAttnQ8MaxGroup];
   for (size_t g0 = 0; g0 < group; g0 += kAttnQ8ScoreGroup) {
     const size_t ng = group - g0 < kAttnQ8ScoreGroup ? group - g0 : kAttnQ8ScoreGroup;
-    WithCount<kAttnQ8ScoreGroup>(ng, [&](auto k) {
+    with_count<kAttnQ8ScoreGroup>(ng, [&](auto k) {
       KeyTileScores<decltype(k)::value>(keys, qb + g0 * nb, scale, scores + g0 * n_pos, maxes + g0);
     });
   }
@@ -1070,7 +1061,7 @@ void AttendQ8Tiles(const KeyTiles& keys, const MatrixView& values, const quant::
   std::memset(out, 0, group * hd * sizeof(float));
   for (size_t g0 = 0; g0 < group; g0 += kAttnQ8ValueGroup) {
     const size_t ng = group - g0 < kAttnQ8ValueGroup ? group - g0 : kAttnQ8ValueGroup;
-    WithCount<kAttnQ8ValueGroup>(
+    with_count<kAttnQ8ValueGroup>(
         ng, [&](auto k) { ValueRowsQ8<decltype(k)::value>(values, scores + g0 * n_pos, n_pos, out + g0 * hd); });
   }
   for (size_t g = 0; g < group; ++g)

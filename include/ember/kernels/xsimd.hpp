@@ -33,6 +33,7 @@
 
 #include "ember/core/half.hpp"
 #include "ember/kernels/activation_buffer.hpp"
+#include "ember/kernels/key_tiles.hpp"
 #include "ember/kernels/matrix.hpp"
 #include "ember/kernels/quant_layout.hpp"
 #include "ember/kernels/reference.hpp"
@@ -856,6 +857,13 @@ struct Xsimd {
     Reference::rope_neox(x, n_head, head_dim, n_rot, pos, freq_base);
   }
 
+  // Fused decode attention for attention/attention.hpp's attend_group, with the contracts of
+  // Highway::attend and Highway::attend_q8 (highway.hpp); defined in xsimd_attention.hpp.
+  static bool attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+                     float* scores, float* out);
+  static bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
+                        float* scores, float* out);
+
  private:
   using Batch = xsimd::batch<float, Arch>;
   static constexpr size_t N = Batch::size;
@@ -1012,3 +1020,6 @@ struct Xsimd {
 };
 
 }  // namespace ember::kernels
+
+// The fused attention kernels: Xsimd::attend and Xsimd::attend_q8.
+#include "ember/kernels/xsimd_attention.hpp"
