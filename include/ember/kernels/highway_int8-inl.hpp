@@ -848,6 +848,7 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
                           _mm512_mul_ps(d, _mm512_maskz_loadu_ps(live, p + g * p_stride + j0 + j)));
       }
       __m512 acc[kG][2];
+#pragma GCC unroll 16
       for (size_t g = 0; g < kG; ++g) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
       for (size_t j = 0; j < m; ++j, blk += values.row_bytes) {
         next.Step();
@@ -863,6 +864,7 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
           acc[g][1] = _mm512_fmadd_ps(cg, v1, acc[g][1]);
         }
       }
+#pragma GCC unroll 16
       for (size_t g = 0; g < kG; ++g) {
         float* o = out + g * hd + 32 * b;
         _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[g][0]));
@@ -1022,14 +1024,17 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
       }
       for (size_t e = 0; e < 4; ++e) {
         __m256 acc[kG];
+#pragma GCC unroll 16
         for (size_t g = 0; g < kG; ++g) acc[g] = _mm256_setzero_ps();
         const uint8_t* qs = blk + offsetof(quant::BlockQ8_0, qs) + 8 * e;
         for (size_t j = 0; j < m; ++j, qs += values.row_bytes) {
           next.Step();
           const __m256 v =
               _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs))));
+#pragma GCC unroll 16
           for (size_t g = 0; g < kG; ++g) acc[g] = _mm256_fmadd_ps(_mm256_set1_ps(c[g * kStride + j]), v, acc[g]);
         }
+#pragma GCC unroll 16
         for (size_t g = 0; g < kG; ++g) {
           float* o = out + g * hd + 32 * b + 8 * e;
           _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), acc[g]));
