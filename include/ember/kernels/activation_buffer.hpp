@@ -5,10 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "ember/core/half.hpp"
 #include "ember/quant/activations.hpp"
+#include "ember/quant/blocks.hpp"
 #include "ember/tensor/dtype.hpp"
 
 namespace ember::kernels::detail {
@@ -38,6 +40,20 @@ struct PlanarQ8 {
   float* d;
   float* s;
 };
+
+// n (<= 512) activations to q8_0 blocks through a backend's planar quantizer, `planar(x, n,
+// PlanarQ8)` (with quant::quantize_activations' bits: its d is the f16 scale, read back
+// exactly): the attention kernels' queries.
+template <class Planar>
+inline void quantize_blocks_q8_0(const float* x, size_t n, quant::BlockQ8_0* out, Planar&& planar) {
+  alignas(64) int8_t qs[512];
+  float d[512 / 32];
+  planar(x, n, PlanarQ8{qs, d, nullptr});
+  for (size_t b = 0; b < n / 32; ++b) {
+    out[b].d_f16 = f32_to_f16(d[b]);
+    std::memcpy(out[b].qs, qs + 32 * b, 32);
+  }
+}
 
 // Bytes per token of activations prepared by the SIMD backends for weights of
 // type `weight`: planar Q8 for Q8_0 / Q8_1 activations, floats rounded to f16

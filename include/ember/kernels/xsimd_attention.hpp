@@ -448,7 +448,7 @@ inline void value_rows_q8(const MatrixView& values, const float* p, size_t p_str
 #endif  // XSIMD_WITH_AVX2
 
 // Xsimd<A>::attend_q8: the queries quantized to q8_0 as the matmul path's are (Reference's
-// quantizer), the scores of up to kAttnQ8ScoreGroup heads per pass over the key tiles with
+// bits, with vectors), the scores of up to kAttnQ8ScoreGroup heads per pass over the key tiles with
 // int8 dot products (vpdpbusd where the flags give AVX-512 VNNI, maddubs on the other AVX2
 // and avx512 archs), Xsimd<A>::softmax, then the values dequantized and weighted in f32, up to
 // 8 heads per pass. False, with nothing written, on archs below AVX2 (and off x86), for
@@ -463,7 +463,10 @@ bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, s
         values.dtype != DType::Q8_0 || values.n_row != n_pos || values.n_col != hd)
       return false;
     quant::BlockQ8_0 qb[kAttnQ8MaxGroup * KeyTiles::kMaxBlocks];
-    for (size_t g = 0; g < group; ++g) quant::quantize_activations(q + g * hd, qb + g * nb, hd);
+    for (size_t g = 0; g < group; ++g)
+      detail::quantize_blocks_q8_0(q + g * hd, hd, qb + g * nb, [](const float* x, size_t n, detail::PlanarQ8 p) {
+        xsimd_detail::quantize_planar_q8(x, n, p, false);
+      });
     constexpr size_t kScoreGroup = kAttnQ8ScoreGroup<A>;
     for (size_t g0 = 0; g0 < group; g0 += kScoreGroup) {
       with_count<kScoreGroup>(std::min(kScoreGroup, group - g0), [&](auto kG) {
