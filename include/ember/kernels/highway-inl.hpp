@@ -724,20 +724,6 @@ HWY_INLINE VF Silu(DF d, VF g) {
   return hn::Div(g, hn::Add(hn::Set(d, 1.0f), e));
 }
 
-void SiluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
-  const DF d;
-  const size_t N = hn::Lanes(d);
-  size_t i = 0;
-  for (; i + N <= n; i += N) {
-    hn::StoreU(hn::Mul(Silu(d, hn::LoadU(d, gate + i)), hn::LoadU(d, up + i)), d, gate + i);
-  }
-  if (i < n) {
-    Tail t(gate + i, up + i, n - i);
-    hn::Store(hn::Mul(Silu(d, hn::Load(d, t.a)), hn::Load(d, t.b)), d, t.a);
-    std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
-  }
-}
-
 // x - mean, then / sqrt(var + eps), then * weight + bias (either may be null); two passes
 // over x for the sums (mean, then centered squares), as the oracle. out may alias x.
 void LayerNorm(const float* x, const float* weight, const float* bias, float* out, size_t n, float eps) {
@@ -796,23 +782,32 @@ HWY_INLINE VF Gelu(DF d, VF x) {
   return hn::Div(x, hn::Add(hn::Set(d, 1.0f), e));
 }
 
-// gate = gelu(gate) * up, or gate = gelu(gate) when up is null.
-void GeluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
+// gate = act(gate) * up, or gate = act(gate) when up is null (act: Silu, Gelu).
+template <class Act>
+HWY_INLINE void ActivateMul(Act act, float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
   const DF d;
   const size_t N = hn::Lanes(d);
   size_t i = 0;
   for (; i + N <= n; i += N) {
-    VF g = Gelu(d, hn::LoadU(d, gate + i));
+    VF g = act(d, hn::LoadU(d, gate + i));
     if (up) g = hn::Mul(g, hn::LoadU(d, up + i));
     hn::StoreU(g, d, gate + i);
   }
   if (i < n) {
     Tail t(gate + i, up ? up + i : nullptr, n - i);
-    VF g = Gelu(d, hn::Load(d, t.a));
+    VF g = act(d, hn::Load(d, t.a));
     if (up) g = hn::Mul(g, hn::Load(d, t.b));
     hn::Store(g, d, t.a);
     std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
   }
+}
+
+void SiluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
+  ActivateMul([](DF d, VF g) { return Silu(d, g); }, gate, up, n);
+}
+
+void GeluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
+  ActivateMul([](DF d, VF x) { return Gelu(d, x); }, gate, up, n);
 }
 
 // ------------------------------------------------------------ attention

@@ -820,32 +820,13 @@ struct Xsimd {
   }
 
   static void silu_mul(float* gate, const float* up, size_t n) {
-    size_t i = 0;
-    for (; i + N <= n; i += N) (silu(load(gate + i)) * load(up + i)).store_unaligned(gate + i);
-    if (i < n) {
-      Tail t(gate + i, up + i, n - i);
-      (silu(t.load_a()) * t.load_b()).store_aligned(t.a);
-      std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
-    }
+    activate_mul([](const Batch& g) { return silu(g); }, gate, up, n);
   }
 
   static void gelu(float* x, size_t n) { gelu_mul(x, nullptr, n); }
 
-  // gate = gelu(gate) * up; gate = gelu(gate) when up is null.
   static void gelu_mul(float* gate, const float* up, size_t n) {
-    size_t i = 0;
-    for (; i + N <= n; i += N) {
-      Batch g = gelu(load(gate + i));
-      if (up) g *= load(up + i);
-      g.store_unaligned(gate + i);
-    }
-    if (i < n) {
-      Tail t(gate + i, up ? up + i : nullptr, n - i);
-      Batch g = gelu(t.load_a());
-      if (up) g *= t.load_b();
-      g.store_aligned(t.a);
-      std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
-    }
+    activate_mul([](const Batch& x) { return gelu(x); }, gate, up, n);
   }
 
   // RoPE stays scalar: one cos/sin per pair serves every head, and sharing
@@ -907,6 +888,24 @@ struct Xsimd {
   };
 
   static Batch silu(const Batch& g) { return g / (Batch(1.0f) + xsimd::exp(-g)); }
+
+  // gate = act(gate) * up, or gate = act(gate) when up is null (act: silu, gelu).
+  template <class Act>
+  static void activate_mul(Act act, float* gate, const float* up, size_t n) {
+    size_t i = 0;
+    for (; i + N <= n; i += N) {
+      Batch g = act(load(gate + i));
+      if (up) g *= load(up + i);
+      g.store_unaligned(gate + i);
+    }
+    if (i < n) {
+      Tail t(gate + i, up ? up + i : nullptr, n - i);
+      Batch g = act(t.load_a());
+      if (up) g *= t.load_b();
+      g.store_aligned(t.a);
+      std::memcpy(gate + i, t.a, (n - i) * sizeof(float));
+    }
+  }
   // ggml_gelu's tanh approximation as x / (1 + exp(-2u)), u = sqrt(2/pi) x (1 + 0.044715 x^2)
   // (Highway's Gelu: one exp, no cancellation for negative x).
   static Batch gelu(const Batch& x) {
