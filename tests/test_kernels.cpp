@@ -931,7 +931,9 @@ TEST_CASE("kernels: fused f16 attention matches Reference on every Highway targe
           cache.store(l, p, k.data(), v.data());
         }
       const std::vector<float> q = random_floats(c.group * c.head_dim, rng, -2, 2);
-      std::vector<float> scores(c.group * n_ctx, 123.0f), out(q.size(), 9.0f), expect(q.size());
+      std::vector<float> scores(
+          std::max(c.group * n_ctx, ember::attention_scratch_floats(c.group, c.head_dim, c.n_pos)), 123.0f),
+          out(q.size(), 9.0f), expect(q.size());
       ember::attend_group<Reference>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), expect.data(),
                                      first);
       ember::attend_group<B>(cache, 1, 1, c.head_dim, c.group, q.data(), c.n_pos, scores.data(), out.data(), first);
@@ -946,6 +948,30 @@ TEST_CASE("kernels: fused f16 attention matches Reference on every Highway targe
       INFO(label, " head_dim=", c.head_dim, " group=", c.group, " n_pos=", c.n_pos, " fused=", fused);
       CHECK(worst <= kBudget);
       backend_worst = std::max(backend_worst, worst);
+      if (fused) {
+        // Asked for, each head's log-sum-exp of its scaled scores (f16 queries and keys), the
+        // outputs unchanged; against the exact value in double.
+        std::vector<float> lse(c.group, 0.0f), lse_scores(scores.size()), lse_out(out.size());
+        REQUIRE(B::attend(cache.keys(1, 1, c.head_dim, c.n_pos, first),
+                          cache.values_transposed(1, 1, c.head_dim, c.n_pos, first), q.data(), c.group, 0.125f,
+                          lse_scores.data(), lse_out.data(), lse.data()));
+        CHECK(std::memcmp(lse_out.data(), probe_out.data(), out.size() * sizeof(float)) == 0);
+        const auto keys = cache.keys(1, 1, c.head_dim, c.n_pos, first);
+        for (size_t g = 0; g < c.group; ++g) {
+          std::vector<double> s(c.n_pos);
+          for (size_t j = 0; j < c.n_pos; ++j) {
+            const auto* k = static_cast<const uint16_t*>(static_cast<const void*>(keys.row(j)));
+            double d = 0;
+            for (size_t i = 0; i < c.head_dim; ++i)
+              d += double(ember::f16_to_f32(ember::f32_to_f16(q[g * c.head_dim + i]))) * ember::f16_to_f32(k[i]);
+            s[j] = 0.125 * d;
+          }
+          const double mx = *std::max_element(s.begin(), s.end());
+          double sum = 0;
+          for (double x : s) sum += std::exp(x - mx);
+          CHECK(std::fabs(lse[g] - (mx + std::log(sum))) <= 1e-5 * std::max(1.0, std::fabs(mx)));
+        }
+      }
       if constexpr (std::is_same_v<B, Highway>) {
         const std::string target = Highway::current_target();
         if (target != "SCALAR" && target != "EMU128")
@@ -1001,7 +1027,7 @@ TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention 
       REQUIRE(ember::quant::dequantize_row(DType::Q8_0, rows.data() + ((c.n_pos + j) * n_kv + 1) * head_row,
                                            v.data() + j * hd, hd));
     }
-    std::vector<double> expect(c.group * hd);
+    std::vector<double> expect(c.group * hd), expect_lse(c.group);
     for (size_t g = 0; g < c.group; ++g) {
       std::vector<ember::quant::BlockQ8_0> qb(nb);
       ember::quant::quantize_activations(q.data() + g * hd, qb.data(), hd);
@@ -1015,6 +1041,7 @@ TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention 
         mx = std::max(mx, s[j]);
       }
       for (double& x : s) sum += (x = std::exp(x - mx));
+      expect_lse[g] = mx + std::log(sum);
       for (size_t j = 0; j < c.n_pos; ++j)
         for (size_t i = 0; i < hd; ++i) expect[g * hd + i] += s[j] / sum * v[j * hd + i];
     }
@@ -1023,17 +1050,24 @@ TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention 
       for (size_t i = 0; i < out.size(); ++i) w = std::max(w, std::fabs(double(out[i]) - expect[i]));
       return w;
     };
+    // Each head's log-sum-exp of its scaled scores, where a path is asked for it.
+    auto check_lse = [&](const std::vector<float>& lse) {
+      for (size_t g = 0; g < c.group; ++g) CHECK(std::fabs(lse[g] - expect_lse[g]) <= 1e-5);
+    };
+    const size_t n_scratch = std::max(c.group * n_ctx, ember::attention_scratch_floats(c.group, hd, c.n_pos));
     for_each_backend([&]<class B>(std::type_identity<B>, const std::string& label) {
-      std::vector<float> scores(c.group * n_ctx, 123.0f), out(q.size(), 9.0f);
+      std::vector<float> scores(n_scratch, 123.0f), out(q.size(), 9.0f), lse(c.group);
       ember::attend_group_q8_rows<B>(cache.key_tiles(1, 1, c.n_pos, c.first), cache.values(1, 1, c.n_pos, c.first),
-                                     q.data(), c.group, 1.0f / std::sqrt(float(hd)), scores.data(), out.data());
+                                     q.data(), c.group, 1.0f / std::sqrt(float(hd)), scores.data(), out.data(),
+                                     lse.data());
       INFO(label, " rows: head_dim=", hd, " group=", c.group, " n_pos=", c.n_pos, " first=", c.first);
       CHECK(worst_of(out) <= kBudget);
+      check_lse(lse);
       worst_rows = std::max(worst_rows, worst_of(out));
     });
     // attend_group<B>, which runs B's fused kernel where it applies: `applies` says where.
     auto check_fused = [&]<class B>(std::type_identity<B>, const std::string& label, bool applies) {
-      std::vector<float> scores(c.group * n_ctx, 123.0f), out(q.size(), 9.0f), again(q.size(), -1.0f);
+      std::vector<float> scores(n_scratch, 123.0f), out(q.size(), 9.0f), again(q.size(), -1.0f);
       ember::attend_group<B>(cache, 1, 1, hd, c.group, q.data(), c.n_pos, scores.data(), out.data(), c.first);
       std::fill(scores.begin(), scores.end(), -7.0f);
       ember::attend_group<B>(cache, 1, 1, hd, c.group, q.data(), c.n_pos, scores.data(), again.data(), c.first);
@@ -1046,6 +1080,12 @@ TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention 
       const size_t which = std::is_same_v<B, Highway> ? 0 : 1;
       if (fused) worst_fused[which] = std::max(worst_fused[which], worst_of(again)), ran[which] = true;
       CHECK(fused == applies);
+      if (fused) {
+        std::vector<float> lse(c.group), lse_out(out.size());
+        REQUIRE(B::attend_q8(cache.key_tiles(1, 1, c.n_pos, c.first), cache.values(1, 1, c.n_pos, c.first), q.data(),
+                             c.group, 1.0f / std::sqrt(float(hd)), probe_scores.data(), lse_out.data(), lse.data()));
+        check_lse(lse);
+      }
     };
     // Highway's kernel runs on the x86 vector targets for groups up to 16; the scalar target
     // takes the row path.
@@ -1074,6 +1114,53 @@ TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention 
   const std::string not_run[2] = {ran[0] ? "" : " (did not run)", ran[1] ? "" : " (did not run)"};
   MESSAGE("q8_0 attention: worst difference from exact, row paths ", worst_rows, ", fused kernels: Highway's ",
           worst_fused[0], not_run[0], ", Xsimd's ", worst_fused[1], not_run[1]);
+}
+
+TEST_CASE("attention: a long context's chunks, merged by their log-sum-exps, equal one pass over it") {
+  // attend_group takes more than kAttentionChunk positions in chunks (each softmax normalized
+  // on its own) and merges them; the independent expectation is one softmax over all the
+  // positions (attend_range in one piece, F32 cache, Reference's arithmetic). Chunks computed
+  // one by one (as the session's threads do) and merged give attend_group's bits.
+  const size_t hd = 64, group = 4, n_kv = 2;
+  Rng rng{21};
+  const std::pair<size_t, size_t> cases[] = {{1025, 2}, {2100, 3}, {3500, 4}};  // positions, chunks
+  for (const auto [n_pos, n_chunks] : cases) {
+    const size_t first = 5, n_ctx = first + n_pos + 3;
+    ember::KvCache cache(DType::F32, 1, n_ctx, n_kv * hd, hd);
+    for (size_t p = 0; p < n_ctx; ++p) {
+      // Scores spread over a wide range, so that the chunks' maxima differ.
+      const auto k = random_floats(n_kv * hd, rng, -1.0f - float(p % 97) / 20, 1.0f + float(p % 89) / 20);
+      const auto v = random_floats(n_kv * hd, rng);
+      cache.store(0, p, k.data(), v.data());
+    }
+    const auto q = random_floats(group * hd, rng, -2, 2);
+    std::vector<float> whole_scores(group * n_pos), whole(group * hd), lse(group);
+    ember::attend_range<Reference>(cache, 0, 1, hd, group, q.data(), n_pos, whole_scores.data(), whole.data(), first,
+                                   lse.data());
+    std::vector<float> scratch(ember::attention_scratch_floats(group, hd, n_pos)), merged(group * hd);
+    ember::attend_group<Reference>(cache, 0, 1, hd, group, q.data(), n_pos, scratch.data(), merged.data(), first);
+    double worst = 0;
+    for (size_t i = 0; i < merged.size(); ++i) worst = std::max(worst, std::fabs(double(merged[i]) - whole[i]));
+    INFO("n_pos=", n_pos, " chunks=", ember::attention_chunks(n_pos), " worst=", worst);
+    CHECK(ember::attention_chunks(n_pos) == n_chunks);
+    CHECK(worst <= 1e-6);
+    // The chunks one at a time into separate buffers, then merged.
+    const size_t n_chunk = ember::attention_chunks(n_pos);
+    std::vector<float> outs(n_chunk * group * hd), lses(n_chunk * group), chunk_scores(group * ember::kAttentionChunk),
+        again(group * hd);
+    for (size_t c = n_chunk; c-- > 0;)  // in any order
+      ember::attend_chunk<Reference>(cache, 0, 1, hd, group, q.data(), n_pos, c, chunk_scores.data(),
+                                     outs.data() + c * group * hd, lses.data() + c * group, first);
+    ember::merge_attention_chunks(n_chunk, group, hd, outs.data(), lses.data(), again.data());
+    CHECK(std::memcmp(again.data(), merged.data(), again.size() * sizeof(float)) == 0);
+    // The merged log-sum-exp of the chunks is the whole one's.
+    for (size_t g = 0; g < group; ++g) {
+      double mx = -1e300, sum = 0;
+      for (size_t c = 0; c < n_chunk; ++c) mx = std::max(mx, double(lses[c * group + g]));
+      for (size_t c = 0; c < n_chunk; ++c) sum += std::exp(lses[c * group + g] - mx);
+      CHECK(std::fabs(mx + std::log(sum) - lse[g]) <= 1e-5);
+    }
+  }
 }
 
 TEST_CASE("kernels: q8_0 KV cache: rows read back as written, copies overlap safely, keys re-rotate") {

@@ -777,6 +777,48 @@ TEST_CASE_TEMPLATE("threads: 1, 2, 3 threads, a host's executor and any batch sp
   CHECK(jobs.jobs.load() > 0);
 }
 
+TEST_CASE_TEMPLATE("threads: decode steps past one attention chunk split their positions over threads, same bits",
+                   Backend, kernels::Reference, kernels::Highway, kernels::Xsimd<>) {
+  // One KV head: a decode step has one (token, KV head) pair, fewer than twice the threads, so
+  // Session splits its positions into attention chunks (attention.hpp) over the threads and
+  // merges them. The bits must be those of the same tokens decoded in batches on one thread,
+  // where each token's chunks are computed and merged in one task.
+  const auto bytes = tiny_llama(ember::DType::Q4_0, {.n_layer = 2, .n_head = 2, .n_head_kv = 1});
+  auto m = ember::Model<Backend>::from_memory(bytes);
+  REQUIRE(m.ok());
+  const size_t n_ids = ember::kAttentionChunk + 190, n_last = 4;
+  const auto ids = some_ids(n_ids, 5);
+  for (ember::KvType kv : {ember::KvType::automatic, ember::KvType::q8_0}) {
+    ember::Session whole(*m, {.n_ctx = 2048, .kv_type = kv, .n_batch = 64, .n_threads = 1});
+    REQUIRE(whole.decode(ids, true).ok());
+    std::vector<float> expected;
+    for (size_t i = n_ids - n_last; i < n_ids; ++i)
+      expected.insert(expected.end(), whole.logits(i).begin(), whole.logits(i).end());
+    HostJobs jobs;
+    struct Case {
+      const char* name;
+      ember::SessionConfig cfg;
+    };
+    const Case cases[] = {
+        {"2 threads", {.n_ctx = 2048, .kv_type = kv, .n_batch = 64, .n_threads = 2}},
+        {"3 threads", {.n_ctx = 2048, .kv_type = kv, .n_batch = 64, .n_threads = 3}},
+        {"the host's executor", {.n_ctx = 2048, .kv_type = kv, .n_batch = 64, .executor = jobs}},
+    };
+    for (const Case& c : cases) {
+      INFO(c.name, kv == ember::KvType::q8_0 ? ", Q8_0 KV" : "");
+      ember::Session s(*m, c.cfg);
+      REQUIRE(s.decode(std::span(ids).first(n_ids - n_last)).ok());
+      std::vector<float> got;
+      for (size_t i = n_ids - n_last; i < n_ids; ++i) {
+        REQUIRE(s.decode(std::span(ids).subspan(i, 1)).ok());
+        got.insert(got.end(), s.logits().begin(), s.logits().end());
+      }
+      REQUIRE(got.size() == expected.size());
+      CHECK(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0);
+    }
+  }
+}
+
 TEST_CASE("threads: four Sessions on four threads share one Model and match running alone") {
   EMBER_REQUIRE_DATA(path, "stories260K/stories260K.gguf");
   auto m = ember::Model<Hwy>::load(path);

@@ -1,6 +1,7 @@
 // Causal attention of the query heads of one KV head over the cached positions [0, n_pos)
 // (grouped-query attention). Both products run as backend matmuls over views of the cache,
-// or as one fused kernel where the backend has one.
+// or as one fused kernel where the backend has one; long contexts in chunks of positions,
+// merged by their log-sum-exps (the unit the session's threads split a decode step by).
 #pragma once
 
 #include <algorithm>
@@ -20,13 +21,23 @@ namespace ember {
 // matmul path of attend_group.
 template <class Backend>
 concept FusedAttention = requires(const kernels::MatrixView& m, const float* q, float* s) {
-  { Backend::attend(m, m, q, size_t{1}, 1.0f, s, s) } -> std::same_as<bool>;
+  { Backend::attend(m, m, q, size_t{1}, 1.0f, s, s, s) } -> std::same_as<bool>;
 };
 template <class Backend>
 concept FusedAttentionQ8 = requires(const kernels::KeyTiles& k, const kernels::MatrixView& m, const float* q,
                                     float* s) {
-  { Backend::attend_q8(k, m, q, size_t{1}, 1.0f, s, s) } -> std::same_as<bool>;
+  { Backend::attend_q8(k, m, q, size_t{1}, 1.0f, s, s, s) } -> std::same_as<bool>;
 };
+
+// The log-sum-exp of n scaled scores, max + log(sum of exp(x - max)), in double: the paths
+// without a fused kernel take it before their softmax.
+inline float log_sum_exp(const float* x, size_t n) {
+  float mx = -HUGE_VALF;
+  for (size_t j = 0; j < n; ++j) mx = std::max(mx, x[j]);
+  double sum = 0;
+  for (size_t j = 0; j < n; ++j) sum += std::exp(double(x[j]) - mx);
+  return float(double(mx) + std::log(sum));
+}
 
 // attend_group over a Q8_0 cache without a fused kernel: the scores as backend matmuls of
 // 16 keys at a time (a tile's rows read back as q8_0 blocks: the queries are quantized to
@@ -34,7 +45,7 @@ concept FusedAttentionQ8 = requires(const kernels::KeyTiles& k, const kernels::M
 // added into every head's output (Backend::axpy), in position order.
 template <class Backend>
 void attend_group_q8_rows(const kernels::KeyTiles& keys, const kernels::MatrixView& values, const float* q,
-                          size_t group, float scale, float* scores, float* out) {
+                          size_t group, float scale, float* scores, float* out, float* lse = nullptr) {
   constexpr size_t kPos = kernels::KeyTiles::kPos;
   const size_t hd = keys.head_dim, n_pos = keys.n_pos;
   quant::BlockQ8_0 rows[kPos * KvCache::kMaxBlocks];
@@ -52,6 +63,7 @@ void attend_group_q8_rows(const kernels::KeyTiles& keys, const kernels::MatrixVi
   }
   for (size_t g = 0; g < group; ++g) {
     Backend::scale(scores + g * n_pos, scale, n_pos);
+    if (lse) lse[g] = log_sum_exp(scores + g * n_pos, n_pos);
     Backend::softmax(scores + g * n_pos, n_pos);
   }
   std::fill(out, out + group * hd, 0.0f);
@@ -59,6 +71,88 @@ void attend_group_q8_rows(const kernels::KeyTiles& keys, const kernels::MatrixVi
   for (size_t j = 0; j < n_pos; ++j) {
     (void)quant::dequantize_row(DType::Q8_0, values.row(j), v, hd);
     for (size_t g = 0; g < group; ++g) Backend::axpy(scores[g * n_pos + j], v, out + g * hd, hd);
+  }
+}
+
+// attend_group over the positions [first, first + n_pos) in one piece: the scores, their
+// softmax and the weighted values, as one fused kernel where the backend has one. `lse`,
+// where not null, gets each head's log-sum-exp of its scaled scores (merge_attention_chunks).
+// Scratch: `scores` holds group * n_pos floats.
+template <class Backend>
+void attend_range(const KvCache& cache, size_t layer, size_t kv_head, size_t head_dim, size_t group, const float* q,
+                  size_t n_pos, float* scores, float* out, size_t first, float* lse) {
+  const float scale = 1.0f / std::sqrt(float(head_dim));
+  if (cache.dtype() == DType::Q8_0) {
+    const kernels::KeyTiles keys = cache.key_tiles(layer, kv_head, n_pos, first);
+    const kernels::MatrixView values = cache.values(layer, kv_head, n_pos, first);
+    if constexpr (FusedAttentionQ8<Backend>) {
+      if (Backend::attend_q8(keys, values, q, group, scale, scores, out, lse)) return;
+    }
+    attend_group_q8_rows<Backend>(keys, values, q, group, scale, scores, out, lse);
+    return;
+  }
+  if constexpr (FusedAttention<Backend>) {
+    if (Backend::attend(cache.keys(layer, kv_head, head_dim, n_pos, first),
+                        cache.values_transposed(layer, kv_head, head_dim, n_pos, first), q, group, scale, scores, out,
+                        lse))
+      return;
+  }
+  Backend::matmul(cache.keys(layer, kv_head, head_dim, n_pos, first), q, head_dim, group, scores, n_pos, 0, n_pos);
+  for (size_t g = 0; g < group; ++g) {
+    float* s = scores + g * n_pos;
+    Backend::scale(s, scale, n_pos);
+    if (lse) lse[g] = log_sum_exp(s, n_pos);
+    Backend::softmax(s, n_pos);
+  }
+  Backend::matmul(cache.values_transposed(layer, kv_head, head_dim, n_pos, first), scores, n_pos, group, out, head_dim,
+                  0, head_dim);
+}
+
+// Long contexts are attended in chunks of kAttentionChunk positions, each normalized on its
+// own, then merged by their log-sum-exps (merge_attention_chunks): the chunks of one query
+// can run on different threads (the KV range split over threads, when a decode step has
+// fewer (token, KV head) pairs than threads), and since attend_group merges the same chunks
+// in the same order, the bits do not depend on how the work was split.
+inline constexpr size_t kAttentionChunk = 1024;
+
+constexpr size_t attention_chunks(size_t n_pos) { return (n_pos + kAttentionChunk - 1) / kAttentionChunk; }
+
+// The scratch attend_group needs, in floats: the scores of one chunk, and where there are
+// several, each chunk's outputs and log-sum-exps.
+constexpr size_t attention_scratch_floats(size_t group, size_t head_dim, size_t n_pos) {
+  const size_t n_chunk = attention_chunks(n_pos);
+  return group * std::min(n_pos, kAttentionChunk) + (n_chunk > 1 ? n_chunk * group * (head_dim + 1) : 0);
+}
+
+// Chunk c of attend_group: the positions [first + c * kAttentionChunk, ...) of the n_pos,
+// `out` normalized over them alone, `lse` (group floats) their log-sum-exps.
+// Scratch: `scores` holds group * kAttentionChunk floats.
+template <class Backend>
+void attend_chunk(const KvCache& cache, size_t layer, size_t kv_head, size_t head_dim, size_t group, const float* q,
+                  size_t n_pos, size_t c, float* scores, float* out, float* lse, size_t first = 0) {
+  const size_t begin = c * kAttentionChunk, n = std::min(kAttentionChunk, n_pos - begin);
+  attend_range<Backend>(cache, layer, kv_head, head_dim, group, q, n, scores, out, first + begin, lse);
+}
+
+// out (group, head_dim) = the chunks' outputs `outs` (n_chunk, group, head_dim) weighted by
+// exp(lse - the largest lse) and divided by those weights' sum, per head, in chunk order.
+inline void merge_attention_chunks(size_t n_chunk, size_t group, size_t head_dim, const float* outs, const float* lses,
+                                   float* out) {
+  for (size_t g = 0; g < group; ++g) {
+    float mx = -HUGE_VALF;
+    for (size_t c = 0; c < n_chunk; ++c) mx = std::max(mx, lses[c * group + g]);
+    double total = 0;
+    for (size_t c = 0; c < n_chunk; ++c) total += std::exp(double(lses[c * group + g]) - mx);
+    for (size_t i0 = 0; i0 < head_dim; i0 += 256) {
+      const size_t n = std::min<size_t>(256, head_dim - i0);
+      double acc[256] = {};
+      for (size_t c = 0; c < n_chunk; ++c) {
+        const double w = std::exp(double(lses[c * group + g]) - mx) / total;
+        const float* o = outs + (c * group + g) * head_dim + i0;
+        for (size_t i = 0; i < n; ++i) acc[i] += w * o[i];
+      }
+      for (size_t i = 0; i < n; ++i) out[g * head_dim + i0 + i] = float(acc[i]);
+    }
   }
 }
 
@@ -75,33 +169,22 @@ void attend_group_q8_rows(const kernels::KeyTiles& keys, const kernels::MatrixVi
 // With a Q8_0 cache the queries are quantized to q8_0 for the scores (as llama.cpp's are) and
 // the values dequantized; the probabilities stay f32 (attend_group_q8_rows, or a backend's
 // fused attend_q8).
-// Scratch: `scores` holds group * n_pos floats.
+// More than kAttentionChunk positions go in chunks, merged (attend_chunk, merge_attention_chunks).
+// Scratch: `scores` holds attention_scratch_floats(group, head_dim, n_pos) floats.
 template <class Backend>
 void attend_group(const KvCache& cache, size_t layer, size_t kv_head, size_t head_dim, size_t group, const float* q,
                   size_t n_pos, float* scores, float* out, size_t first = 0) {
-  const float scale = 1.0f / std::sqrt(float(head_dim));
-  if (cache.dtype() == DType::Q8_0) {
-    const kernels::KeyTiles keys = cache.key_tiles(layer, kv_head, n_pos, first);
-    const kernels::MatrixView values = cache.values(layer, kv_head, n_pos, first);
-    if constexpr (FusedAttentionQ8<Backend>) {
-      if (Backend::attend_q8(keys, values, q, group, scale, scores, out)) return;
-    }
-    attend_group_q8_rows<Backend>(keys, values, q, group, scale, scores, out);
+  const size_t n_chunk = attention_chunks(n_pos);
+  if (n_chunk <= 1) {
+    attend_range<Backend>(cache, layer, kv_head, head_dim, group, q, n_pos, scores, out, first, nullptr);
     return;
   }
-  if constexpr (FusedAttention<Backend>) {
-    if (Backend::attend(cache.keys(layer, kv_head, head_dim, n_pos, first),
-                        cache.values_transposed(layer, kv_head, head_dim, n_pos, first), q, group, scale, scores, out))
-      return;
-  }
-  Backend::matmul(cache.keys(layer, kv_head, head_dim, n_pos, first), q, head_dim, group, scores, n_pos, 0, n_pos);
-  for (size_t g = 0; g < group; ++g) {
-    float* s = scores + g * n_pos;
-    Backend::scale(s, scale, n_pos);
-    Backend::softmax(s, n_pos);
-  }
-  Backend::matmul(cache.values_transposed(layer, kv_head, head_dim, n_pos, first), scores, n_pos, group, out, head_dim,
-                  0, head_dim);
+  float* outs = scores + group * kAttentionChunk;
+  float* lses = outs + n_chunk * group * head_dim;
+  for (size_t c = 0; c < n_chunk; ++c)
+    attend_chunk<Backend>(cache, layer, kv_head, head_dim, group, q, n_pos, c, scores, outs + c * group * head_dim,
+                          lses + c * group, first);
+  merge_attention_chunks(n_chunk, group, head_dim, outs, lses, out);
 }
 
 // One query head: attend_group with a group of one.

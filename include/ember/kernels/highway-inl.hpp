@@ -688,8 +688,9 @@ void RmsNorm(const float* x, const float* weight, float* out, size_t n, float ep
   }
 }
 
-void Softmax(float* x, size_t n) {
-  if (n == 0) return;
+// Softmax in place; returns log(sum of exp(x - max)) + max, the log-sum-exp of the input.
+float SoftmaxLse(float* x, size_t n) {
+  if (n == 0) return -HUGE_VALF;
   const DF d;
   const size_t N = hn::Lanes(d);
   VF vmax = hn::Set(d, hwy::LowestValue<float>());
@@ -713,8 +714,12 @@ void Softmax(float* x, size_t n) {
     std::memcpy(x + i, t.a, (n - i) * sizeof(float));
     sum = hn::Add(sum, e);
   }
-  Scale(x, 1.0f / hn::GetLane(hn::SumOfLanes(d, sum)), n);
+  const float total = hn::GetLane(hn::SumOfLanes(d, sum));
+  Scale(x, 1.0f / total, n);
+  return max + std::log(total);
 }
+
+void Softmax(float* x, size_t n) { (void)SoftmaxLse(x, n); }
 
 HWY_INLINE VF Silu(DF d, VF g) {
   // Highway's Exp builds 2^q from two exponent fields, valid to x ~ 176.
@@ -943,7 +948,7 @@ HWY_INLINE void AttendScores(const MatrixView& keys, const float* qr, size_t gro
 }
 
 bool AttendF16(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
-               float* scores, float* out) {
+               float* scores, float* out, float* lse) {
   constexpr size_t kN = hn::MaxLanes(DF());
   const size_t hd = keys.n_col, n_pos = keys.n_row, nc = hd / kN;
   if (keys.dtype != DType::F16 || values_t.dtype != DType::F16 || hd % kN != 0 ||
@@ -962,7 +967,8 @@ bool AttendF16(const MatrixView& keys, const MatrixView& values_t, const float* 
   HWY_ALIGN float rounded[256];
   for (size_t g = 0; g < group; ++g) {
     float* s = scores + g * n_pos;
-    Softmax(s, n_pos);
+    const float l = SoftmaxLse(s, n_pos);
+    if (lse) lse[g] = l;
     for (size_t j = 0; j < n_pos; j += 256) {
       const size_t m = n_pos - j < 256 ? n_pos - j : 256;
       RoundToF16(s + j, rounded, m);
@@ -988,7 +994,9 @@ bool AttendF16(const MatrixView& keys, const MatrixView& values_t, const float* 
   return true;
 }
 #else
-bool AttendF16(const MatrixView&, const MatrixView&, const float*, size_t, float, float*, float*) { return false; }
+bool AttendF16(const MatrixView&, const MatrixView&, const float*, size_t, float, float*, float*, float*) {
+  return false;
+}
 #endif
 
 // Decode attention over a q8_0 cache (attend_group's fast path for Q8_0): the queries
@@ -997,7 +1005,7 @@ bool AttendF16(const MatrixView&, const MatrixView&, const float*, size_t, float
 // (highway_int8-inl.hpp's AttendQ8Tiles: vpdpbusd with VNNI, maddubs on AVX2 and on AVX3
 // without it). False on the other targets (the caller takes attend_group_q8_rows).
 bool AttendQ8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale, float* scores,
-              float* out, bool vnni) {
+              float* out, float* lse, bool vnni) {
 #if EMBER_HWY_X86
   const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos;
   if (hd % 32 != 0 || nb > KeyTiles::kMaxBlocks || group == 0 || group > int8_plain::kAttnQ8MaxGroup || n_pos == 0 ||
@@ -1012,15 +1020,15 @@ bool AttendQ8(const KeyTiles& keys, const MatrixView& values, const float* q, si
     });
 #if HWY_TARGET != HWY_AVX2
   if (vnni) {
-    int8_vnni::AttendQ8Tiles(keys, values, qb, group, scale, scores, out);
+    int8_vnni::AttendQ8Tiles(keys, values, qb, group, scale, scores, out, lse);
     return true;
   }
 #endif
   (void)vnni;
-  int8_plain::AttendQ8Tiles(keys, values, qb, group, scale, scores, out);
+  int8_plain::AttendQ8Tiles(keys, values, qb, group, scale, scores, out, lse);
   return true;
 #else
-  (void)keys, (void)values, (void)q, (void)group, (void)scale, (void)scores, (void)out, (void)vnni;
+  (void)keys, (void)values, (void)q, (void)group, (void)scale, (void)scores, (void)out, (void)lse, (void)vnni;
   return false;
 #endif
 }

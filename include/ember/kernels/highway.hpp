@@ -53,15 +53,17 @@ struct Highway {
   // path computes (f16-rounded queries and probabilities), in one pass per product. False,
   // with nothing written, where it does not apply (other formats, head_dim not a multiple of
   // the vector lanes or above 256, more than 16 heads per group, the scalar target).
-  // Scratch: `scores` holds group * n_pos floats.
+  // Scratch: `scores` holds group * n_pos floats. `lse`, where not null, gets each head's
+  // log-sum-exp of its scaled scores, max + log(sum of exp(score - max)): what
+  // attention/attention.hpp needs to merge the outputs of position ranges computed apart.
   static bool attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
-                     float* scores, float* out);
+                     float* scores, float* out, float* lse = nullptr);
   // The same over a Q8_0 cache: key tiles and q8_0 value rows (n_pos, head_dim); the
   // queries quantized to q8_0 as the matmul path's are. vpdpbusd with AVX-512 VNNI, maddubs
   // on AVX2 and AVX3 without it. False, with nothing written, on the scalar target (and off
   // x86), for head_dim above 512 or groups above 16.
   static bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
-                        float* scores, float* out);
+                        float* scores, float* out, float* lse = nullptr);
   static void silu_mul(float* gate, const float* up, size_t n);
   static void gelu(float* x, size_t n);
   static void gelu_mul(float* gate, const float* up, size_t n);

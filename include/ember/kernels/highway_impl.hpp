@@ -207,13 +207,13 @@ void Highway::layernorm(const float* x, const float* weight, const float* bias, 
 void Highway::softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
 
 bool Highway::attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
-                     float* scores, float* out) {
-  return HWY_DYNAMIC_DISPATCH(AttendF16)(keys, values_t, q, group, scale, scores, out);
+                     float* scores, float* out, float* lse) {
+  return HWY_DYNAMIC_DISPATCH(AttendF16)(keys, values_t, q, group, scale, scores, out, lse);
 }
 
 bool Highway::attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
-                        float* scores, float* out) {
-  return HWY_DYNAMIC_DISPATCH(AttendQ8)(keys, values, q, group, scale, scores, out, vnni_enabled());
+                        float* scores, float* out, float* lse) {
+  return HWY_DYNAMIC_DISPATCH(AttendQ8)(keys, values, q, group, scale, scores, out, lse, vnni_enabled());
 }
 
 void Highway::silu_mul(float* gate, const float* up, size_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n); }

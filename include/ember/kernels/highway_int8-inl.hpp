@@ -1049,10 +1049,10 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
 // q8_0 blocks: the scores and each head's maximum in one pass over the key tiles, then
 // exp(s - max) and its sum in one pass, then the values weighted by those, and the outputs
 // divided by the sums at the end (softmax's normalization moved past the sum over positions).
-// `scores` holds group * n_pos floats.
+// `scores` holds group * n_pos floats; `lse` (where not null) gets max + log(sum) per head.
 constexpr size_t kAttnQ8MaxGroup = 16;
 void AttendQ8Tiles(const KeyTiles& keys, const MatrixView& values, const quant::BlockQ8_0* qb, size_t group,
-                   float scale, float* scores, float* out) {
+                   float scale, float* scores, float* out, float* lse) {
   const size_t n_pos = keys.n_pos, hd = keys.head_dim, nb = KeyTiles::n_block(hd);
   float maxes[kAttnQ8MaxGroup];
   for (size_t g0 = 0; g0 < group; g0 += kAttnQ8ScoreGroup) {
@@ -1062,7 +1062,11 @@ void AttendQ8Tiles(const KeyTiles& keys, const MatrixView& values, const quant::
     });
   }
   float inv[kAttnQ8MaxGroup];
-  for (size_t g = 0; g < group; ++g) inv[g] = 1.0f / ExpShiftedSum(scores + g * n_pos, n_pos, maxes[g]);
+  for (size_t g = 0; g < group; ++g) {
+    const float sum = ExpShiftedSum(scores + g * n_pos, n_pos, maxes[g]);
+    inv[g] = 1.0f / sum;
+    if (lse) lse[g] = maxes[g] + std::log(sum);
+  }
   std::memset(out, 0, group * hd * sizeof(float));
   for (size_t g0 = 0; g0 < group; g0 += kAttnQ8ValueGroup) {
     const size_t ng = group - g0 < kAttnQ8ValueGroup ? group - g0 : kAttnQ8ValueGroup;

@@ -788,8 +788,10 @@ struct Xsimd {
     }
   }
 
-  static void softmax(float* x, size_t n) {
-    if (n == 0) return;
+  static void softmax(float* x, size_t n) { (void)softmax_lse(x, n); }
+  // Softmax in place; returns the input's log-sum-exp, max + log(sum of exp(x - max)).
+  static float softmax_lse(float* x, size_t n) {
+    if (n == 0) return -HUGE_VALF;
     float max = x[0];
     size_t i = 0;
     if (n >= N) {
@@ -816,7 +818,9 @@ struct Xsimd {
       sum += t.load_a();
       std::memcpy(x + i, t.a, (n - i) * sizeof(float));
     }
-    scale(x, 1.0f / xsimd::hadd(sum), n);
+    const float total = xsimd::hadd(sum);
+    scale(x, 1.0f / total, n);
+    return max + std::log(total);
   }
 
   static void silu_mul(float* gate, const float* up, size_t n) {
@@ -841,9 +845,9 @@ struct Xsimd {
   // Fused decode attention for attention/attention.hpp's attend_group, with the contracts of
   // Highway::attend and Highway::attend_q8 (highway.hpp); defined in xsimd_attention.hpp.
   static bool attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
-                     float* scores, float* out);
+                     float* scores, float* out, float* lse = nullptr);
   static bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
-                        float* scores, float* out);
+                        float* scores, float* out, float* lse = nullptr);
 
  private:
   using Batch = xsimd::batch<float, Arch>;

@@ -187,7 +187,7 @@ inline void attend_values(const MatrixView& values_t, const float* p, size_t n_p
 // 1 <= group <= 16.
 template <class A>
 bool attend_f16(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
-                float* scores, float* out) {
+                float* scores, float* out, float* lse) {
   constexpr size_t N = FloatBatch<A>::size;
   const size_t hd = keys.n_col, n_pos = keys.n_row, nc = hd / N;
   if (keys.dtype != DType::F16 || values_t.dtype != DType::F16 || values_t.n_row != hd || values_t.n_col != n_pos ||
@@ -204,7 +204,8 @@ bool attend_f16(const MatrixView& keys, const MatrixView& values_t, const float*
   }
   for (size_t g = 0; g < group; ++g) {
     float* s = scores + g * n_pos;
-    Xsimd<A>::softmax(s, n_pos);
+    const float l = Xsimd<A>::softmax_lse(s, n_pos);
+    if (lse) lse[g] = l;
     round_to_f16(s, s, n_pos);  // as the matmul path's activations are (in place: element by element)
   }
   std::memset(out, 0, group * hd * sizeof(float));
@@ -455,7 +456,7 @@ inline void value_rows_q8(const MatrixView& values, const float* p, size_t p_str
 // head_dim above 512 or groups above 16.
 template <class A>
 bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale, float* scores,
-               float* out) {
+               float* out, float* lse) {
 #if XSIMD_WITH_AVX2
   if constexpr (int8_path<A>() == Int8Path::kX86_256) {
     const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos;
@@ -473,7 +474,10 @@ bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, s
         key_tile_scores<A, decltype(kG)::value>(keys, qb + g0 * nb, scale, scores + g0 * n_pos);
       });
     }
-    for (size_t g = 0; g < group; ++g) Xsimd<A>::softmax(scores + g * n_pos, n_pos);
+    for (size_t g = 0; g < group; ++g) {
+      const float l = Xsimd<A>::softmax_lse(scores + g * n_pos, n_pos);
+      if (lse) lse[g] = l;
+    }
     std::memset(out, 0, group * hd * sizeof(float));
     for (size_t g0 = 0; g0 < group; g0 += 8) {
       with_count<8>(std::min<size_t>(8, group - g0), [&](auto kG) {
@@ -483,7 +487,7 @@ bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, s
     return true;
   }
 #endif
-  (void)keys, (void)values, (void)q, (void)group, (void)scale, (void)scores, (void)out;
+  (void)keys, (void)values, (void)q, (void)group, (void)scale, (void)scores, (void)out, (void)lse;
   return false;
 }
 
@@ -491,14 +495,14 @@ bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, s
 
 template <class Arch>
 bool Xsimd<Arch>::attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
-                         float* scores, float* out) {
-  return xsimd_detail::attend_f16<Arch>(keys, values_t, q, group, scale, scores, out);
+                         float* scores, float* out, float* lse) {
+  return xsimd_detail::attend_f16<Arch>(keys, values_t, q, group, scale, scores, out, lse);
 }
 
 template <class Arch>
 bool Xsimd<Arch>::attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
-                            float* scores, float* out) {
-  return xsimd_detail::attend_q8<Arch>(keys, values, q, group, scale, scores, out);
+                            float* scores, float* out, float* lse) {
+  return xsimd_detail::attend_q8<Arch>(keys, values, q, group, scale, scores, out, lse);
 }
 
 }  // namespace ember::kernels

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "ember/attention/attention.hpp"
 #include "ember/attention/kv_cache.hpp"
 #include "ember/chat/template.hpp"
 #include "ember/core/large_buffer.hpp"
@@ -104,10 +105,12 @@ class Model {
     p.kv_bytes = p.kv_bytes_per_token * n_ctx * n_seq_max;
     const uint64_t per_token = 2ull * h.n_embd + 2ull * h.n_embd_q() + 2ull * h.n_embd_kv() + 2ull * h.n_ff;
     const uint64_t n_logit_rows = n_seq_max + std::min(n_seq_max, n_batch);
-    p.scratch_bytes =
-        (per_token * n_batch + n_logit_rows * h.n_vocab + 2ull * (h.n_head / h.n_head_kv) * (n_ctx + h.head_dim)) *
-            sizeof(float) +
-        16ull * n_batch;
+    // Attention's scratch for two threads (Session: per thread, and the chunks of a split
+    // decode step, up to 4 * 2 - 1 pairs').
+    const size_t group = h.n_head / h.n_head_kv;
+    const uint64_t attention = 2ull * attention_scratch_floats(group, h.head_dim, n_ctx) +
+                               7ull * attention_chunks(n_ctx) * group * (h.head_dim + 1);
+    p.scratch_bytes = (per_token * n_batch + n_logit_rows * h.n_vocab + attention) * sizeof(float) + 16ull * n_batch;
     return p;
   }
 

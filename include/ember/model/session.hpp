@@ -151,7 +151,13 @@ class Session {
     tok_.resize(B);
     advanced_.resize(cfg_.n_seq_max);
     n_tasks_ = std::max<size_t>(1, cfg_.executor.n_threads());
-    scores_.resize(n_tasks_ * (h.n_head / h.n_head_kv) * cfg_.n_ctx);
+    const size_t group = h.n_head / h.n_head_kv;
+    scores_stride_ = attention_scratch_floats(group, h.head_dim, cfg_.n_ctx);
+    scores_.resize(n_tasks_ * scores_stride_);
+    // attention() splits fewer than kSplitPairs * n_tasks pairs into chunks.
+    max_units_ = (kSplitPairs * n_tasks_ - 1) * attention_chunks(cfg_.n_ctx);
+    chunks_.resize(max_units_ * group * (h.head_dim + 1));
+    unit0_.resize(kSplitPairs * n_tasks_);
     fingerprint_ = state::model_fingerprint(model);
   }
 
@@ -1063,7 +1069,7 @@ class Session {
   void run_stage(size_t n, uint32_t s, size_t n_out, float* out) {
     const auto& h = model_->hparams();
     const auto& W = model_->weights();
-    const size_t D = h.n_embd, Dq = h.n_embd_q(), Dkv = h.n_embd_kv(), hd = h.head_dim;
+    const size_t D = h.n_embd, Dq = h.n_embd_q(), Dkv = h.n_embd_kv();
     if (s >= 2 * h.n_layer) {
       const size_t j = s - 2 * h.n_layer, V = h.n_vocab;
       if (j == 0)
@@ -1083,18 +1089,7 @@ class Session {
         rope(k_.data() + t * Dkv, h.n_head_kv, pos);
         cache_.store(l, first_row(batch_seq_[t]) + size_t(pos), k_.data() + t * Dkv, v_.data() + t * Dkv);
       }
-      // Causal GQA attention within each token's own sequence: the `group` query heads
-      // g * group .. (g + 1) * group - 1 read KV head g, all in one pass over its rows.
-      const size_t group = h.n_head / h.n_head_kv, n_pairs = n * h.n_head_kv;
-      const size_t n_tasks = std::min(n_tasks_, n_pairs);
-      cfg_.executor.for_each(n_tasks, [&](size_t task) {
-        float* scores = scores_.data() + task * group * cfg_.n_ctx;
-        for (size_t p = n_pairs * task / n_tasks; p < n_pairs * (task + 1) / n_tasks; ++p) {
-          const size_t t = p / h.n_head_kv, g = p % h.n_head_kv, at = t * Dq + g * group * hd;
-          attend_group<Backend>(cache_, l, g, hd, group, q_.data() + at, batch_pos_[t] + 1, scores, att_.data() + at,
-                                first_row(batch_seq_[t]));
-        }
-      });
+      attention(n, l);
       matmul(L.wo, att_.data(), n, xn_.data());
       for (size_t t = 0; t < n; ++t) Backend::add(x_.data() + t * D, xn_.data() + t * D, D);
     } else {
@@ -1104,6 +1099,60 @@ class Session {
       matmul(L.w_down, gate_.data(), n, xn_.data());
       for (size_t t = 0; t < n; ++t) Backend::add(x_.data() + t * D, xn_.data() + t * D, D);
     }
+  }
+
+  // Causal GQA attention of layer l for the batch's n tokens, within each token's own
+  // sequence: the `group` query heads g * group .. (g + 1) * group - 1 read KV head g, all in
+  // one pass over its rows. The work is split over tasks by (token, KV head) pairs; where
+  // they do not split evenly and are few (a decode step: SmolLM2 has 3 KV heads), by chunks
+  // of positions of each pair (attention.hpp's attend_chunk), merged after. The bits are
+  // attend_group's either way.
+  static constexpr size_t kSplitPairs = 4;  // chunks when n_pairs < kSplitPairs * n_tasks
+  void attention(size_t n, size_t l) {
+    const auto& h = model_->hparams();
+    const size_t Dq = h.n_embd_q(), hd = h.head_dim, group = h.n_head / h.n_head_kv, n_pairs = n * h.n_head_kv;
+    auto pair_at = [&](size_t p) { return (p / h.n_head_kv) * Dq + (p % h.n_head_kv) * group * hd; };
+    if (n_tasks_ > 1 && n_pairs % n_tasks_ != 0 && n_pairs < kSplitPairs * n_tasks_) {
+      // Units: pair p's chunks are units [unit0[p], unit0[p + 1]); unit u's outputs at
+      // chunks_[u * group * hd], its log-sum-exps at lses[u * group].
+      size_t* unit0 = unit0_.data();
+      unit0[0] = 0;
+      for (size_t p = 0; p < n_pairs; ++p) unit0[p + 1] = unit0[p] + attention_chunks(batch_pos_[p / h.n_head_kv] + 1);
+      const size_t n_units = unit0[n_pairs];
+      float* lses = chunks_.data() + max_units_ * group * hd;
+      if (n_units > n_pairs) {
+        const size_t n_tasks = std::min(n_tasks_, n_units);
+        cfg_.executor.for_each(n_tasks, [&](size_t task) {
+          float* scores = scores_.data() + task * scores_stride_;
+          size_t p = 0;
+          for (size_t u = n_units * task / n_tasks; u < n_units * (task + 1) / n_tasks; ++u) {
+            while (u >= unit0[p + 1]) ++p;
+            const size_t t = p / h.n_head_kv, g = p % h.n_head_kv, n_pos = batch_pos_[t] + 1;
+            if (unit0[p + 1] - unit0[p] == 1) {
+              attend_group<Backend>(cache_, l, g, hd, group, q_.data() + pair_at(p), n_pos, scores,
+                                    att_.data() + pair_at(p), first_row(batch_seq_[t]));
+              continue;
+            }
+            attend_chunk<Backend>(cache_, l, g, hd, group, q_.data() + pair_at(p), n_pos, u - unit0[p], scores,
+                                  chunks_.data() + u * group * hd, lses + u * group, first_row(batch_seq_[t]));
+          }
+        });
+        for (size_t p = 0; p < n_pairs; ++p)
+          if (unit0[p + 1] - unit0[p] > 1)
+            merge_attention_chunks(unit0[p + 1] - unit0[p], group, hd, chunks_.data() + unit0[p] * group * hd,
+                                   lses + unit0[p] * group, att_.data() + pair_at(p));
+        return;
+      }
+    }
+    const size_t n_tasks = std::min(n_tasks_, n_pairs);
+    cfg_.executor.for_each(n_tasks, [&](size_t task) {
+      float* scores = scores_.data() + task * scores_stride_;
+      for (size_t p = n_pairs * task / n_tasks; p < n_pairs * (task + 1) / n_tasks; ++p) {
+        const size_t t = p / h.n_head_kv;
+        attend_group<Backend>(cache_, l, p % h.n_head_kv, hd, group, q_.data() + pair_at(p), batch_pos_[t] + 1, scores,
+                              att_.data() + pair_at(p), first_row(batch_seq_[t]));
+      }
+    });
   }
 
   // Logits of the rows out_rows_[0, n_out) of the last forward, to `out` (n_out, n_vocab).
@@ -1148,7 +1197,11 @@ class Session {
   std::vector<TokenId> tok_;                     // (n_batch) tokens of a multi-sequence batch
   std::vector<size_t> advanced_;                 // (n_seq_max) positions a multi-sequence decode added
   std::vector<float> out_;                       // (min(n_seq_max, n_batch), n_vocab) multi-sequence logits
-  std::vector<float> scores_;                    // (n_tasks, group * n_ctx) attention probabilities
+  std::vector<float> scores_;                    // (n_tasks, scores_stride_) attend_group's scratch
+  size_t scores_stride_ = 0;                     // attention_scratch_floats(group, head_dim, n_ctx)
+  std::vector<float> chunks_;                    // (max_units_, group, head_dim) then (max_units_, group): attention()
+  size_t max_units_ = 0;                         // the chunks attention() splits at most
+  std::vector<size_t> unit0_;                    // (2 * n_tasks) attention()'s first unit of each pair
   std::vector<float> logits_;                    // (n_seq_max, n_vocab) of each sequence's last decoded token
   std::vector<float> all_logits_;
 };
