@@ -84,7 +84,8 @@ int main(int argc, char** argv) {
       for (auto& x : v) x = rnd();
       cache.store(0, p, k.data(), v.data());
     }
-    std::vector<float> q(kHeads * kHeadDim), out(q.size()), scores(kGroup * n);
+    std::vector<float> q(kHeads * kHeadDim), out(q.size()),
+        scores(ember::attention_scratch_floats(kGroup, kHeadDim, n));
     for (auto& x : q) x = rnd();
     auto run = [&](auto backend, const char* what) {
       using B = decltype(backend);
