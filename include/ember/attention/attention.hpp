@@ -9,6 +9,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstring>
+#include <vector>
 
 #include "ember/attention/kv_cache.hpp"
 #include "ember/core/half.hpp"
@@ -20,8 +21,9 @@ namespace ember {
 // A backend may compute a whole group in one kernel (Highway::attend); others take the
 // matmul path of attend_group.
 template <class Backend>
-concept FusedAttention = requires(const kernels::MatrixView& m, const float* q, float* s) {
-  { Backend::attend(m, m, q, size_t{1}, 1.0f, s, s, s) } -> std::same_as<bool>;
+concept FusedAttention = requires(const kernels::KeyTilesF16& k, const kernels::MatrixView& m, const float* q,
+                                  float* s) {
+  { Backend::attend(k, m, q, size_t{1}, 1.0f, s, s, s) } -> std::same_as<bool>;
 };
 template <class Backend>
 concept FusedAttentionQ8 = requires(const kernels::KeyTiles& k, const kernels::MatrixView& m, const float* q,
@@ -39,6 +41,26 @@ inline float log_sum_exp(const float* x, size_t n) {
   return float(double(mx) + std::log(sum));
 }
 
+// scores[g * n_pos + j - first] = q_g . k_j for the keys of [first, first + n_pos) held in
+// tiles of 16 positions, as backend matmuls of a tile's keys at a time: `rows(lo, hi)` reads
+// the tile's positions [lo, hi) back as rows and returns them as a matrix.
+template <class Backend, class Rows>
+void tile_scores_by_matmul(size_t first, size_t n_pos, size_t head_dim, const float* q, size_t group, float* scores,
+                           Rows rows) {
+  constexpr size_t kPos = kernels::KeyTiles::kPos;
+  float tile_scores[kPos * 16];
+  for (size_t j0 = first / kPos * kPos; j0 < first + n_pos; j0 += kPos) {
+    const size_t lo = std::max(j0, first), hi = std::min(j0 + kPos, first + n_pos);
+    const kernels::MatrixView view = rows(lo, hi);
+    for (size_t g0 = 0; g0 < group; g0 += 16) {  // tile_scores holds 16 heads
+      const size_t ng = std::min<size_t>(16, group - g0);
+      Backend::matmul(view, q + g0 * head_dim, head_dim, ng, tile_scores, kPos, 0, hi - lo);
+      for (size_t g = 0; g < ng; ++g)
+        std::memcpy(scores + (g0 + g) * n_pos + (lo - first), tile_scores + g * kPos, (hi - lo) * sizeof(float));
+    }
+  }
+}
+
 // attend_group over a Q8_0 cache without a fused kernel: the scores as backend matmuls of
 // 16 keys at a time (a tile's rows read back as q8_0 blocks: the queries are quantized to
 // q8_0 by the matmul, as llama.cpp's q8_0 K cache does), then each value row dequantized and
@@ -49,18 +71,10 @@ void attend_group_q8_rows(const kernels::KeyTiles& keys, const kernels::MatrixVi
   constexpr size_t kPos = kernels::KeyTiles::kPos;
   const size_t hd = keys.head_dim, n_pos = keys.n_pos;
   quant::BlockQ8_0 rows[kPos * KvCache::kMaxBlocks];
-  float tile_scores[kPos * 16];
-  for (size_t j0 = keys.first / kPos * kPos; j0 < keys.first + n_pos; j0 += kPos) {
-    const size_t lo = std::max(j0, keys.first), hi = std::min(j0 + kPos, keys.first + n_pos);
+  tile_scores_by_matmul<Backend>(keys.first, n_pos, hd, q, group, scores, [&](size_t lo, size_t hi) {
     for (size_t p = lo; p < hi; ++p) kernels::KeyTiles::get_row(keys.data, hd, p, rows + (p - lo) * (hd / 32));
-    const auto view = kernels::make_matrix_view(DType::Q8_0, rows, hi - lo, hd);
-    for (size_t g0 = 0; g0 < group; g0 += 16) {  // tile_scores holds 16 heads
-      const size_t ng = std::min<size_t>(16, group - g0);
-      Backend::matmul(view, q + g0 * hd, hd, ng, tile_scores, kPos, 0, hi - lo);
-      for (size_t g = 0; g < ng; ++g)
-        std::memcpy(scores + (g0 + g) * n_pos + (lo - keys.first), tile_scores + g * kPos, (hi - lo) * sizeof(float));
-    }
-  }
+    return kernels::make_matrix_view(DType::Q8_0, rows, hi - lo, hd);
+  });
   for (size_t g = 0; g < group; ++g) {
     Backend::scale(scores + g * n_pos, scale, n_pos);
     if (lse) lse[g] = log_sum_exp(scores + g * n_pos, n_pos);
@@ -91,21 +105,33 @@ void attend_range(const KvCache& cache, size_t layer, size_t kv_head, size_t hea
     attend_group_q8_rows<Backend>(keys, values, q, group, scale, scores, out, lse);
     return;
   }
-  if constexpr (FusedAttention<Backend>) {
-    if (Backend::attend(cache.keys(layer, kv_head, head_dim, n_pos, first),
-                        cache.values_transposed(layer, kv_head, head_dim, n_pos, first), q, group, scale, scores, out,
-                        lse))
-      return;
+  const kernels::MatrixView values_t = cache.values_transposed(layer, kv_head, head_dim, n_pos, first);
+  if (cache.dtype() == DType::F16) {
+    const kernels::KeyTilesF16 keys = cache.key_tiles_f16(layer, kv_head, n_pos, first);
+    if constexpr (FusedAttention<Backend>) {
+      if (Backend::attend(keys, values_t, q, group, scale, scores, out, lse)) return;
+    }
+    // The matmul path: the keys read back as f16 rows a tile at a time (on the stack up to
+    // head_dim 512).
+    constexpr size_t kPos = kernels::KeyTilesF16::kPos, kStackDim = 512;
+    uint16_t stack_rows[kPos * kStackDim];
+    std::vector<uint16_t> heap_rows(head_dim > kStackDim ? kPos * head_dim : 0);
+    uint16_t* rows = head_dim > kStackDim ? heap_rows.data() : stack_rows;
+    tile_scores_by_matmul<Backend>(first, n_pos, head_dim, q, group, scores, [&](size_t lo, size_t hi) {
+      for (size_t p = lo; p < hi; ++p)
+        kernels::KeyTilesF16::get_row(keys.data, head_dim, p, rows + (p - lo) * head_dim);
+      return kernels::make_matrix_view(DType::F16, rows, hi - lo, head_dim);
+    });
+  } else {
+    Backend::matmul(cache.keys(layer, kv_head, head_dim, n_pos, first), q, head_dim, group, scores, n_pos, 0, n_pos);
   }
-  Backend::matmul(cache.keys(layer, kv_head, head_dim, n_pos, first), q, head_dim, group, scores, n_pos, 0, n_pos);
   for (size_t g = 0; g < group; ++g) {
     float* s = scores + g * n_pos;
     Backend::scale(s, scale, n_pos);
     if (lse) lse[g] = log_sum_exp(s, n_pos);
     Backend::softmax(s, n_pos);
   }
-  Backend::matmul(cache.values_transposed(layer, kv_head, head_dim, n_pos, first), scores, n_pos, group, out, head_dim,
-                  0, head_dim);
+  Backend::matmul(values_t, scores, n_pos, group, out, head_dim, 0, head_dim);
 }
 
 // Long contexts are attended in chunks of kAttentionChunk positions, each normalized on its
@@ -165,7 +191,8 @@ inline void merge_attention_chunks(size_t n_chunk, size_t group, size_t head_dim
 // With an F16 cache the other operand of each product is taken at f16 precision too (the
 // queries, then the probabilities), as llama.cpp's f16 dot products do, so logits agree: every
 // backend's matmul rounds the activations of F16 weights to f16 itself (kernels/), so nothing
-// is rounded here.
+// is rounded here. The f16 keys sit in key tiles (kv_cache.hpp): the matmul path reads a
+// tile's keys back as rows, 16 positions per matmul.
 // With a Q8_0 cache the queries are quantized to q8_0 for the scores (as llama.cpp's are) and
 // the values dequantized; the probabilities stay f32 (attend_group_q8_rows, or a backend's
 // fused attend_q8).

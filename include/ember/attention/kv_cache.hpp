@@ -1,10 +1,13 @@
 // Keys and values of every past position, per layer: what attention reads instead of
 // recomputing the prompt. Elements are F32, F16 (llama.cpp's default, half the memory) or
 // Q8_0 (a quarter of F32's memory, plus a scale per 32; needs head_dim a multiple of 32).
-//   F32 / F16: keys per KV head, (n_layer, n_head_kv, n_ctx, head_dim): one head's keys are
-//     one contiguous run, read as a stream by attention. Values transposed,
+//   F32: keys per KV head, (n_layer, n_head_kv, n_ctx, head_dim): one head's keys are one
+//     contiguous run, read as a stream by attention. Values transposed,
 //     (n_layer, n_head_kv * head_dim, n_ctx). Both attention products are then ordinary
-//     matmuls of the backend over views of the cache (or one fused kernel, Highway::attend).
+//     matmuls of the backend over views of the cache.
+//   F16: keys per KV head in f16 key tiles of 16 positions (kernels/key_tiles.hpp: one
+//     dimension of 16 positions per 32 bytes, what the fused kernels' FMAs take), values
+//     transposed as for F32.
 //   Q8_0: keys per KV head in key tiles of 16 positions (kernels/key_tiles.hpp), values per
 //     KV head as q8_0 rows, (n_layer, n_head_kv, n_ctx, head_dim). A q8_0 block spans 32
 //     elements of one row, so values are not transposed: a position's values are written
@@ -46,6 +49,10 @@ class KvCache {
       tile_bytes_ = kernels::KeyTiles::tile_bytes(head_dim);
       k_.resize(n_layer * n_head_kv() * n_tiles() * tile_bytes_ + 64);
       v_.resize(n_layer * n_head_kv() * n_ctx * row_q8());
+    } else if (dtype_ == DType::F16) {
+      tile_bytes_ = kernels::KeyTilesF16::tile_bytes(head_dim);
+      k_.resize(n_layer * n_head_kv() * n_tiles() * tile_bytes_ + 64);
+      v_.resize(n_layer * n_ctx * n_embd_kv * elem_);
     } else {
       k_.resize(n_layer * n_ctx * n_embd_kv * elem_);
       v_.resize(n_layer * n_ctx * n_embd_kv * elem_);
@@ -83,9 +90,9 @@ class KvCache {
     }
   }
 
-  // F32 / F16: the keys of one KV head for rows [first, first + n_pos): (n_pos, head_dim).
+  // F32: the keys of one KV head for rows [first, first + n_pos): (n_pos, head_dim).
   kernels::MatrixView keys(size_t layer, size_t kv_head, size_t head_dim, size_t n_pos, size_t first = 0) const {
-    assert(head_dim == head_dim_ && dtype_ != DType::Q8_0);
+    assert(head_dim == head_dim_ && dtype_ == DType::F32);
     const std::byte* p = k_.data() + (((layer * n_head_kv() + kv_head) * n_ctx_ + first) * head_dim_) * elem_;
     return {dtype_, p, n_pos, head_dim, head_dim_ * elem_};
   }
@@ -95,6 +102,11 @@ class KvCache {
     assert(dtype_ != DType::Q8_0);
     const std::byte* p = v_.data() + ((layer * n_embd_kv_ + kv_head * head_dim) * n_ctx_ + first) * elem_;
     return {dtype_, p, head_dim, n_pos, n_ctx_ * elem_};
+  }
+  // F16: the keys of one KV head for rows [first, first + n_pos), as f16 key tiles.
+  kernels::KeyTilesF16 key_tiles_f16(size_t layer, size_t kv_head, size_t n_pos, size_t first = 0) const {
+    assert(dtype_ == DType::F16);
+    return {const_cast<KvCache*>(this)->head_tiles(layer, kv_head), head_dim_, first, n_pos};
   }
   // Q8_0: the keys of one KV head for rows [first, first + n_pos), as key tiles.
   kernels::KeyTiles key_tiles(size_t layer, size_t kv_head, size_t n_pos, size_t first = 0) const {
@@ -131,9 +143,16 @@ class KvCache {
     }
     const size_t key_row = head_dim_ * elem_;
     for (size_t l = 0; l < L; ++l) {
-      for (size_t h = 0; h < H; ++h) {
-        std::byte* head = k_.data() + (l * H + h) * n_ctx_ * key_row;
-        std::memmove(head + dst * key_row, head + src * key_row, n * key_row);
+      if (dtype_ == DType::F16) {
+        for (size_t i = 0; i < n; ++i) {  // in the order that reads each row before it is overwritten
+          const size_t r = dst < src ? i : n - 1 - i;
+          for (size_t e = 0; e < n_embd_kv_; ++e) std::memcpy(key_at(l, dst + r, e), key_at(l, src + r, e), 2);
+        }
+      } else {
+        for (size_t h = 0; h < H; ++h) {
+          std::byte* head = k_.data() + (l * H + h) * n_ctx_ * key_row;
+          std::memmove(head + dst * key_row, head + src * key_row, n * key_row);
+        }
       }
       for (size_t i = 0; i < n_embd_kv_; ++i) {
         std::byte* col = v_.data() + (l * n_embd_kv_ + i) * n_ctx_ * elem_;
@@ -183,10 +202,8 @@ class KvCache {
           std::memcpy(out, self->value_row(layer, h, r), row_q8());
       return;
     }
-    const size_t key_row = head_dim_ * elem_;
     for (size_t r = first; r < first + n; ++r)
-      for (size_t h = 0; h < n_head_kv(); ++h, out += key_row)
-        std::memcpy(out, key_at(layer, r, h * head_dim_), key_row);
+      for (size_t i = 0; i < n_embd_kv_; ++i, out += elem_) std::memcpy(out, key_at(layer, r, i), elem_);
     for (size_t i = 0; i < n_embd_kv_; ++i, out += n * elem_)
       std::memcpy(out, v_.data() + ((layer * n_embd_kv_ + i) * n_ctx_ + first) * elem_, n * elem_);
   }
@@ -203,9 +220,8 @@ class KvCache {
         for (size_t h = 0; h < n_head_kv(); ++h, in += row_q8()) std::memcpy(value_row(layer, h, r), in, row_q8());
       return;
     }
-    const size_t key_row = head_dim_ * elem_;
     for (size_t r = first; r < first + n; ++r)
-      for (size_t h = 0; h < n_head_kv(); ++h, in += key_row) std::memcpy(key_at(layer, r, h * head_dim_), in, key_row);
+      for (size_t i = 0; i < n_embd_kv_; ++i, in += elem_) std::memcpy(key_at(layer, r, i), in, elem_);
     for (size_t i = 0; i < n_embd_kv_; ++i, in += n * elem_)
       std::memcpy(v_.data() + ((layer * n_embd_kv_ + i) * n_ctx_ + first) * elem_, in, n * elem_);
   }
@@ -218,7 +234,7 @@ class KvCache {
   size_t n_head_kv() const { return head_dim_ ? n_embd_kv_ / head_dim_ : 0; }
   size_t n_tiles() const { return (n_ctx_ + kernels::KeyTiles::kPos - 1) / kernels::KeyTiles::kPos; }
   size_t row_q8() const { return head_dim_ / 32 * sizeof(quant::BlockQ8_0); }  // one head's q8_0 row
-  // Q8_0: the first tile of one head's keys, 64-byte aligned within k_.
+  // Q8_0 / F16: the first tile of one head's keys, 64-byte aligned within k_.
   std::byte* head_tiles(size_t layer, size_t h) {
     const auto base = reinterpret_cast<uintptr_t>(k_.data());
     std::byte* aligned = k_.data() + ((base + 63) / 64 * 64 - base);
@@ -227,8 +243,10 @@ class KvCache {
   quant::BlockQ8_0* value_row(size_t layer, size_t h, size_t pos) {
     return reinterpret_cast<quant::BlockQ8_0*>(v_.data() + ((layer * n_head_kv() + h) * n_ctx_ + pos) * row_q8());
   }
-  // Element i (of n_embd_kv) of the key of position `pos`.
+  // Element i (of n_embd_kv) of the key of position `pos` (F32 / F16).
   std::byte* key_at(size_t layer, size_t pos, size_t i) {
+    if (dtype_ == DType::F16)
+      return kernels::KeyTilesF16::at(head_tiles(layer, i / head_dim_), head_dim_, pos, i % head_dim_);
     return k_.data() + (((layer * n_head_kv() + i / head_dim_) * n_ctx_ + pos) * head_dim_ + i % head_dim_) * elem_;
   }
   const std::byte* key_at(size_t layer, size_t pos, size_t i) const {

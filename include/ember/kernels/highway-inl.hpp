@@ -818,27 +818,82 @@ void GeluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
 // ------------------------------------------------------------ attention
 
 // Decode attention over an f16 cache (attention/attention.hpp's attend_group, its fast
-// path): the `group` query heads of one KV head against n_pos keys (rows of `keys`, head_dim
-// each) and values (rows of `values_t`, one per dimension, n_pos each). The same arithmetic
-// as the matmul path — queries and probabilities rounded to f16, each product exact in f32 —
-// in other orders: 16 (a vector's lanes of) keys at a time, whose dot products are summed
-// pairwise across vectors with no horizontal sum per key; values with 2 accumulators per head.
-// The bits depend on the inputs alone (not on threads or batches). False where the shapes do
-// not fit (head_dim not a multiple of the lanes or above 256, groups above 16, the scalar
-// target): the caller takes the matmul path.
+// path): the `group` query heads of one KV head against n_pos keys (f16 key tiles,
+// key_tiles.hpp) and values (rows of `values_t`, one per dimension, n_pos each). The same
+// arithmetic as the matmul path (queries and probabilities rounded to f16, each product exact
+// in f32) in other orders: the scores in llama.cpp's (KeyTileNode), the values with 2
+// accumulators per head. The bits depend on the inputs alone (not on threads, batches or the
+// other heads). False where the shapes do not fit (head_dim not a multiple of the lanes or
+// above 256, groups above 16, the scalar target): the caller takes the matmul path.
 #if HWY_TARGET != HWY_SCALAR
 constexpr size_t kAttnMaxHeadDim = 256, kAttnMaxGroup = 16;
 
-// Lane i of the result = the sum of v[i]'s lanes, for the kN vectors v[0..kN): log2(kN)
-// rounds of adjacent-lane sums (ConcatEven + ConcatOdd). Overwrites v.
-template <size_t kN>
-HWY_INLINE VF SumEach(DF d, VF* v) {
+// Heads per pass over a key tile: their partial sums stay in registers.
+constexpr size_t kAttnRows = hn::MaxLanes(DF()) >= 16 ? 8 : 2;
+
+// The dot products of kR heads' queries (qr, rounded to f16, hd apart) with the kN positions
+// of a key tile's vectors at `t` (dimension i at t + i * 16), in llama.cpp's order for f16
+// (tinyBLAS with kN-lane vectors: lane m sums dimensions m, m + kN, m + 2 kN, ... by FMAs from
+// zero; then the lanes in halving steps, m + m + kN / 2 first): this node of that tree sums
+// the lanes kM + j * kS. Every product is exact (f16 times f16), so the bits are llama.cpp's
+// for the same queries and keys. Each position stays in its own lane.
+template <size_t kR, size_t kM, size_t kS>
+HWY_INLINE void KeyTileNode(DF d, const hwy::float16_t* HWY_RESTRICT t, const float* HWY_RESTRICT qr, size_t hd,
+                            VF* out) {
+  constexpr size_t kN = hn::MaxLanes(DF()), kPos = KeyTilesF16::kPos;
+  if constexpr (kS == kN) {
+    const VF k0 = LoadWeights(d, t + kM * kPos);
 #pragma GCC unroll 8
-  for (size_t n = kN; n > 1; n /= 2)
-#pragma GCC unroll 16
-    for (size_t i = 0; i < n / 2; ++i)
-      v[i] = hn::Add(hn::ConcatEven(d, v[2 * i + 1], v[2 * i]), hn::ConcatOdd(d, v[2 * i + 1], v[2 * i]));
-  return v[0];
+    for (size_t r = 0; r < kR; ++r) out[r] = hn::MulAdd(hn::Set(d, qr[r * hd + kM]), k0, hn::Zero(d));
+    for (size_t i = kM + kN; i < hd; i += kN) {
+      const VF k = LoadWeights(d, t + i * kPos);
+#pragma GCC unroll 8
+      for (size_t r = 0; r < kR; ++r) out[r] = hn::MulAdd(hn::Set(d, qr[r * hd + i]), k, out[r]);
+    }
+  } else {
+    VF x[kR], y[kR];
+    KeyTileNode<kR, kM, 2 * kS>(d, t, qr, hd, x);
+    KeyTileNode<kR, kM + kS, 2 * kS>(d, t, qr, hd, y);
+#pragma GCC unroll 8
+    for (size_t r = 0; r < kR; ++r) out[r] = hn::Add(x[r], y[r]);
+  }
+}
+
+// scores[g * n_pos + j - first] = scale * qr[g] . k[j] for kR heads and the keys j of
+// [first, first + n_pos): per f16 key tile (key_tiles.hpp) and kN of its positions,
+// KeyTileNode's tree, each key vector widened once for the kR heads.
+template <size_t kR>
+HWY_INLINE void KeyTileScoresF16(const KeyTilesF16& keys, const float* HWY_RESTRICT qr, float scale,
+                                 float* HWY_RESTRICT scores) {
+  const DF d;
+  constexpr size_t kN = hn::MaxLanes(DF()), kPos = KeyTilesF16::kPos;
+  static_assert(kPos % kN == 0, "a tile is whole vectors");
+  const size_t hd = keys.head_dim, n_pos = keys.n_pos, end = keys.first + n_pos, tb = KeyTilesF16::tile_bytes(hd);
+  const VF sc = hn::Set(d, scale);
+  for (size_t j0 = keys.first / kPos * kPos; j0 < end; j0 += kPos) {
+    const auto* tile = reinterpret_cast<const hwy::float16_t*>(keys.data + j0 / kPos * tb);
+    if (j0 + 3 * kPos <= end)  // the tile two ahead: a KV cache past the caches streams from memory
+      for (size_t o = 0; o < tb; o += 64) hwy::Prefetch(reinterpret_cast<const char*>(tile) + 2 * tb + o);
+    for (size_t h = 0; h < kPos; h += kN) {
+      const size_t p0 = j0 + h;  // lane 0's position
+      if (p0 >= end || p0 + kN <= keys.first) continue;
+      VF sum[kR];
+      KeyTileNode<kR, 0, 1>(d, tile + h, qr, hd, sum);
+      const size_t lo = p0 > keys.first ? p0 : keys.first, hi = end - p0 < kN ? end : p0 + kN;
+#pragma GCC unroll 8
+      for (size_t r = 0; r < kR; ++r) {
+        const VF sv = hn::Mul(sum[r], sc);
+        float* dst = scores + r * n_pos + (lo - keys.first);
+        if (hi - lo == kN) {
+          hn::StoreU(sv, d, dst);
+        } else {
+          HWY_ALIGN float buf[kN];
+          hn::Store(sv, d, buf);
+          std::memcpy(dst, buf + (lo - p0), (hi - lo) * sizeof(float));
+        }
+      }
+    }
+  }
 }
 
 // Positions per pass over the values: one pass reads kG rows of this many probabilities
@@ -901,67 +956,19 @@ HWY_INLINE void AttendValues(const MatrixView& values_t, const float* p, size_t 
   }
 }
 
-// scores[g][j] = scale * qr[g] . k[j] for all heads, kN keys at a time: the keys widened once
-// into `tile`, then each head's kN dot products summed across the tile's vectors. kNC vectors
-// per row.
-template <size_t kNC>
-HWY_INLINE void AttendScores(const MatrixView& keys, const float* qr, size_t group, float scale, float* scores) {
-  const DF d;
-  constexpr size_t kN = hn::MaxLanes(DF()), hd = kNC * kN;
-  const size_t n_pos = keys.n_row;
-  HWY_ALIGN float tile[kN * hd];
-  for (size_t j0 = 0; j0 < n_pos; j0 += kN) {
-    const size_t nk = n_pos - j0 < kN ? n_pos - j0 : kN;
-    for (size_t i = 0; i < kN && j0 + 2 * kN + i < n_pos; ++i) {  // keys are rows far apart
-      const auto* ahead = reinterpret_cast<const char*>(keys.row(j0 + 2 * kN + i));
-      for (size_t b = 0; b < hd * sizeof(hwy::float16_t); b += 64) hwy::Prefetch(ahead + b);
-    }
-    for (size_t i = 0; i < kN; ++i) {
-      const auto* k = reinterpret_cast<const hwy::float16_t*>(keys.row(j0 + (i < nk ? i : 0)));
-      for (size_t c = 0; c < kNC; ++c)
-        hn::Store(i < nk ? LoadWeights(d, k + c * kN) : hn::Zero(d), d, tile + i * hd + c * kN);
-    }
-    for (size_t g = 0; g < group; ++g) {
-      const float* qg = qr + g * hd;
-      // Unrolled, so that qv and acc live in registers.
-      VF qv[kNC];
-#pragma GCC unroll 16
-      for (size_t c = 0; c < kNC; ++c) qv[c] = hn::Load(d, qg + c * kN);
-      VF acc[kN];
-#pragma GCC unroll 16
-      for (size_t i = 0; i < kN; ++i) {
-        VF a = hn::MulAdd(hn::Load(d, tile + i * hd), qv[0], hn::Zero(d));
-#pragma GCC unroll 16
-        for (size_t c = 1; c < kNC; ++c) a = hn::MulAdd(hn::Load(d, tile + i * hd + c * kN), qv[c], a);
-        acc[i] = a;
-      }
-      const VF sv = hn::Mul(SumEach<kN>(d, acc), hn::Set(d, scale));
-      if (nk == kN) {
-        hn::StoreU(sv, d, scores + g * n_pos + j0);
-      } else {
-        HWY_ALIGN float buf[kN];
-        hn::Store(sv, d, buf);
-        std::memcpy(scores + g * n_pos + j0, buf, nk * sizeof(float));
-      }
-    }
-  }
-}
-
-bool AttendF16(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+bool AttendF16(const KeyTilesF16& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                float* scores, float* out, float* lse) {
   constexpr size_t kN = hn::MaxLanes(DF());
-  const size_t hd = keys.n_col, n_pos = keys.n_row, nc = hd / kN;
-  if (keys.dtype != DType::F16 || values_t.dtype != DType::F16 || hd % kN != 0 ||
-      (nc != 2 && nc != 4 && nc != 8 && nc != 16) || hd > kAttnMaxHeadDim || group > kAttnMaxGroup || group == 0 ||
-      n_pos == 0)
+  const size_t hd = keys.head_dim, n_pos = keys.n_pos;
+  if (values_t.dtype != DType::F16 || values_t.n_row != hd || values_t.n_col != n_pos || hd % kN != 0 ||
+      hd > kAttnMaxHeadDim || group > kAttnMaxGroup || group == 0 || n_pos == 0)
     return false;
   HWY_ALIGN float qr[kAttnMaxGroup * kAttnMaxHeadDim];
   for (size_t g = 0; g < group; ++g) RoundToF16(q + g * hd, qr + g * hd, hd);
-  switch (nc) {
-    case 2: AttendScores<2>(keys, qr, group, scale, scores); break;
-    case 4: AttendScores<4>(keys, qr, group, scale, scores); break;
-    case 8: AttendScores<8>(keys, qr, group, scale, scores); break;
-    default: AttendScores<16>(keys, qr, group, scale, scores); break;
+  for (size_t g0 = 0; g0 < group; g0 += kAttnRows) {
+    with_count<kAttnRows>(group - g0 < kAttnRows ? group - g0 : kAttnRows, [&](auto k) {
+      KeyTileScoresF16<decltype(k)::value>(keys, qr + g0 * hd, scale, scores + g0 * n_pos);
+    });
   }
   // Probabilities, rounded to f16 as the matmul path's activations are.
   HWY_ALIGN float rounded[256];
@@ -994,7 +1001,7 @@ bool AttendF16(const MatrixView& keys, const MatrixView& values_t, const float* 
   return true;
 }
 #else
-bool AttendF16(const MatrixView&, const MatrixView&, const float*, size_t, float, float*, float*, float*) {
+bool AttendF16(const KeyTilesF16&, const MatrixView&, const float*, size_t, float, float*, float*, float*) {
   return false;
 }
 #endif

@@ -48,15 +48,15 @@ struct Highway {
   static void rmsnorm(const float* x, const float* weight, float* out, size_t n, float eps);
   static void layernorm(const float* x, const float* weight, const float* bias, float* out, size_t n, float eps);
   static void softmax(float* x, size_t n);
-  // Attention of `group` query heads over an F16 cache's keys (n_pos, head_dim) and
-  // transposed values (head_dim, n_pos), scores scaled by `scale`: what attend_group's matmul
-  // path computes (f16-rounded queries and probabilities), in one pass per product. False,
-  // with nothing written, where it does not apply (other formats, head_dim not a multiple of
-  // the vector lanes or above 256, more than 16 heads per group, the scalar target).
+  // Attention of `group` query heads over an F16 cache's key tiles and transposed values
+  // (head_dim, n_pos), scores scaled by `scale`: what attend_group's matmul path computes
+  // (f16-rounded queries and probabilities), in one pass per product. False, with nothing
+  // written, where it does not apply (head_dim not a multiple of the vector lanes or above
+  // 256, more than 16 heads per group, the scalar target).
   // Scratch: `scores` holds group * n_pos floats. `lse`, where not null, gets each head's
   // log-sum-exp of its scaled scores, max + log(sum of exp(score - max)): what
   // attention/attention.hpp needs to merge the outputs of position ranges computed apart.
-  static bool attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+  static bool attend(const KeyTilesF16& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                      float* scores, float* out, float* lse = nullptr);
   // The same over a Q8_0 cache: key tiles and q8_0 value rows (n_pos, head_dim); the
   // queries quantized to q8_0 as the matmul path's are. vpdpbusd with AVX-512 VNNI, maddubs

@@ -206,7 +206,7 @@ void Highway::layernorm(const float* x, const float* weight, const float* bias, 
 
 void Highway::softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(Softmax)(x, n); }
 
-bool Highway::attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+bool Highway::attend(const KeyTilesF16& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                      float* scores, float* out, float* lse) {
   return HWY_DYNAMIC_DISPATCH(AttendF16)(keys, values_t, q, group, scale, scores, out, lse);
 }

@@ -1,6 +1,8 @@
-// The keys of a q8_0 KV cache as the kernels see them: "key tiles". attention/kv_cache.hpp
-// writes this layout; attention/attention.hpp and Highway::attend_q8 read it.
+// The keys of a q8_0 or f16 KV cache as the kernels see them: "key tiles".
+// attention/kv_cache.hpp writes these layouts; attention/attention.hpp and the backends' fused
+// attention kernels (attend_q8, attend) read them.
 //
+// q8_0 (KeyTiles):
 // One KV head's keys are a run of tiles of kPos = 16 positions (tile t holds positions
 // 16t .. 16t + 15 of the cache). For head_dim = 32 * nb, a tile is
 //   scales: [nb][16] f16          each position's q8_0 block scale d, padded to 64 bytes
@@ -9,6 +11,11 @@
 // products to 16 dot products at once, and nothing is summed across lanes per key. The
 // values are the q8_0 block's (ggml's quantize_row_q8_0: d = amax / 127 as f16, q = x / d
 // rounded), so a tile row read back is a plain BlockQ8_0 row (get_row).
+//
+// f16 (KeyTilesF16): tiles of kPos = 16 positions too, each
+//   [head_dim][16] f16            dimension, position
+// so one 32-byte load holds one dimension of all 16 positions: a query's 16 scores are
+// head_dim FMAs of its broadcast elements into the tile's vectors, with no sum across lanes.
 #pragma once
 
 #include <cstddef>
@@ -54,6 +61,30 @@ struct KeyTiles {
       std::byte* q = quants_at(tiles, head_dim, pos, b);
       for (size_t c = 0; c < 8; ++c) std::memcpy(q + c * 4 * kPos, in[b].qs + 4 * c, 4);
     }
+  }
+};
+
+struct KeyTilesF16 {
+  static constexpr size_t kPos = 16;
+
+  const std::byte* data = nullptr;  // tile 0 of the head (64-byte aligned)
+  size_t head_dim = 0;
+  size_t first = 0, n_pos = 0;  // the positions attended: [first, first + n_pos)
+
+  static constexpr size_t tile_bytes(size_t head_dim) { return head_dim * kPos * 2; }
+
+  // Where dimension `dim` of position `pos`'s key lives in a head's tiles starting at `tiles`.
+  static std::byte* at(std::byte* tiles, size_t head_dim, size_t pos, size_t dim) {
+    return tiles + pos / kPos * tile_bytes(head_dim) + (dim * kPos + pos % kPos) * 2;
+  }
+
+  // The key of position `pos` as head_dim f16 bit patterns, out of / into the tiles.
+  static void get_row(const std::byte* tiles, size_t head_dim, size_t pos, uint16_t* out) {
+    auto* t = const_cast<std::byte*>(tiles);
+    for (size_t i = 0; i < head_dim; ++i) std::memcpy(out + i, at(t, head_dim, pos, i), 2);
+  }
+  static void put_row(std::byte* tiles, size_t head_dim, size_t pos, const uint16_t* in) {
+    for (size_t i = 0; i < head_dim; ++i) std::memcpy(at(tiles, head_dim, pos, i), in + i, 2);
   }
 };
 

@@ -844,7 +844,7 @@ struct Xsimd {
 
   // Fused decode attention for attention/attention.hpp's attend_group, with the contracts of
   // Highway::attend and Highway::attend_q8 (highway.hpp); defined in xsimd_attention.hpp.
-  static bool attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+  static bool attend(const KeyTilesF16& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                      float* scores, float* out, float* lse = nullptr);
   static bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, size_t group, float scale,
                         float* scores, float* out, float* lse = nullptr);

@@ -7,9 +7,10 @@
 // end). The results agree with theirs and with the paths they replace up to float rounding.
 //
 // What they read (attention/kv_cache.hpp), for the `group` query heads of one KV head:
-//   f16:  keys as rows (n_pos, head_dim), values transposed (head_dim, n_pos), both f16.
-//   q8_0: keys as key tiles of 16 positions (kernels/key_tiles.hpp: one 64-byte line holds 4
-//         dimensions of all 16 positions), values as rows of q8_0 blocks (n_pos, head_dim).
+//   f16:  keys as f16 key tiles of 16 positions (kernels/key_tiles.hpp: 32 bytes hold one
+//         dimension of all 16 positions), values transposed (head_dim, n_pos), both f16.
+//   q8_0: keys as key tiles of 16 positions (one 64-byte line holds 4 dimensions of all 16
+//         positions), values as rows of q8_0 blocks (n_pos, head_dim).
 // Both write `scores` (group * n_pos floats of scratch) and `out` (group * head_dim).
 //
 // This header completes xsimd.hpp, which declares the two members and includes it at its end;
@@ -51,76 +52,65 @@ inline void prefetch(const void* p) {
 
 // ------------------------------------------------------------------- f16 cache
 
-// Lane i of the result = the sum of v[i]'s lanes, for the N vectors v[0..N) (N = lanes):
-// xsimd::haddp, except on avx512 archs, where xsimd 8.1's haddp swaps lanes 2-3 with 4-5 and
-// 10-11 with 12-13; there log2(16) rounds of adjacent-lane sums, as Highway's SumEach.
-// Overwrites v.
-template <class A>
-inline FloatBatch<A> sum_each(FloatBatch<A>* v) {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-#pragma GCC unroll 4
-    for (size_t n = 16; n > 1; n /= 2)
-#pragma GCC unroll 8
-      for (size_t i = 0; i < n / 2; ++i) {
-        const __m512 a = v[2 * i], b = v[2 * i + 1];
-        v[i] = _mm512_add_ps(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b));
-      }
-    return v[0];
-  } else
-#endif
-  {
-    return xsimd::haddp(v);
-  }
-}
-
 constexpr size_t kAttnMaxHeadDim = 256, kAttnMaxGroup = 16;
 // Positions per pass over the values: one pass reads up to 8 heads' probabilities for this
 // many positions (16 KiB, held in L1) against every value row.
 constexpr size_t kAttnChunk = 512, kAttnAheadRows = 4;
 
-// scores[g][j] = scale * qr[g] . k[j] for every head g < group and key j, N keys at a time
-// (N = the lanes of a float batch): the N keys widened to floats once, into `tile`, for all
-// heads; then per head N dot products of kNC vectors each, summed across lanes all N at once
-// (sum_each), with no horizontal sum per key.
-template <class A, size_t kNC>
-inline void attend_scores(const MatrixView& keys, const float* qr, size_t group, float scale, float* scores) {
+// The dot products of kR heads' queries (qr, rounded to f16, hd apart) with the N positions
+// of a key tile's batches at `t` (dimension i at t + i * 16), in llama.cpp's order for f16
+// (lane m sums dimensions m, m + N, ... by FMAs from zero, then the lanes in halving steps):
+// this node of that tree sums the lanes kM + j * kS (Highway's KeyTileNode).
+template <class A, size_t kR, size_t kM, size_t kS>
+inline void key_tile_node(const uint16_t* t, const float* qr, size_t hd, FloatBatch<A>* out) {
   using F = FloatBatch<A>;
-  constexpr size_t N = F::size, hd = kNC * N;
-  const size_t n_pos = keys.n_row;
-  alignas(64) float tile[N * hd];
-  for (size_t j0 = 0; j0 < n_pos; j0 += N) {
-    const size_t nk = std::min(N, n_pos - j0);
-    // No software prefetch here (Highway's AttendScores has one): one KV head's keys are one
-    // contiguous run, which the hardware prefetcher follows; prefetching the keys two steps
-    // ahead measured 5-7% slower (attention_bench --xsimd, 4096 and 65536 positions).
-    for (size_t i = 0; i < N; ++i) {  // past the last key: zeros
-      const auto* k = reinterpret_cast<const uint16_t*>(keys.row(j0 + (i < nk ? i : 0)));
-      for (size_t c = 0; c < kNC; ++c) (i < nk ? load_f16<A>(k + c * N) : F(0.0f)).store_aligned(tile + i * hd + c * N);
+  constexpr size_t N = F::size, kPos = KeyTilesF16::kPos;
+  if constexpr (kS == N) {
+    const F k0 = load_f16<A>(t + kM * kPos);
+#pragma GCC unroll 8
+    for (size_t r = 0; r < kR; ++r) out[r] = xsimd::fma(F(qr[r * hd + kM]), k0, F(0.0f));
+    for (size_t i = kM + N; i < hd; i += N) {
+      const F k = load_f16<A>(t + i * kPos);
+#pragma GCC unroll 8
+      for (size_t r = 0; r < kR; ++r) out[r] = xsimd::fma(F(qr[r * hd + i]), k, out[r]);
     }
-    for (size_t g = 0; g < group; ++g) {
-      // The loops unrolled, so that qv and acc stay in registers (and the copy loop does not
-      // become a memcpy).
-      F qv[kNC];
-#pragma GCC unroll 16
-      for (size_t c = 0; c < kNC; ++c) qv[c] = F::load_aligned(qr + g * hd + c * N);
-      F acc[N];
-#pragma GCC unroll 16
-      for (size_t i = 0; i < N; ++i) {
-        F a = xsimd::fma(F::load_aligned(tile + i * hd), qv[0], F(0.0f));
-#pragma GCC unroll 16
-        for (size_t c = 1; c < kNC; ++c) a = xsimd::fma(F::load_aligned(tile + i * hd + c * N), qv[c], a);
-        acc[i] = a;
-      }
-      const F s = sum_each<A>(acc) * F(scale);
-      if (nk == N) {
-        s.store_unaligned(scores + g * n_pos + j0);
-      } else {
-        alignas(64) float buf[N];
-        s.store_aligned(buf);
-        std::memcpy(scores + g * n_pos + j0, buf, nk * sizeof(float));
+  } else {
+    F x[kR], y[kR];
+    key_tile_node<A, kR, kM, 2 * kS>(t, qr, hd, x);
+    key_tile_node<A, kR, kM + kS, 2 * kS>(t, qr, hd, y);
+#pragma GCC unroll 8
+    for (size_t r = 0; r < kR; ++r) out[r] = x[r] + y[r];
+  }
+}
+
+// scores[g * n_pos + j - first] = scale * qr[g] . k[j] for kR heads and the keys j of
+// [first, first + n_pos): per f16 key tile (key_tiles.hpp) and N of its positions,
+// key_tile_node's tree, each key batch widened once for the kR heads.
+template <class A, size_t kR>
+inline void key_tile_scores_f16(const KeyTilesF16& keys, const float* qr, float scale, float* scores) {
+  using F = FloatBatch<A>;
+  constexpr size_t N = F::size, kPos = KeyTilesF16::kPos;
+  static_assert(kPos % N == 0, "a tile is whole batches");
+  const size_t hd = keys.head_dim, n_pos = keys.n_pos, end = keys.first + n_pos, tb = KeyTilesF16::tile_bytes(hd);
+  for (size_t j0 = keys.first / kPos * kPos; j0 < end; j0 += kPos) {
+    const auto* tile = reinterpret_cast<const uint16_t*>(keys.data + j0 / kPos * tb);
+    for (size_t h = 0; h < kPos; h += N) {
+      const size_t p0 = j0 + h;  // lane 0's position
+      if (p0 >= end || p0 + N <= keys.first) continue;
+      F sum[kR];
+      key_tile_node<A, kR, 0, 1>(tile + h, qr, hd, sum);
+      const size_t lo = std::max(p0, keys.first), hi = std::min(end, p0 + N);
+#pragma GCC unroll 8
+      for (size_t r = 0; r < kR; ++r) {
+        const F sv = sum[r] * F(scale);
+        float* dst = scores + r * n_pos + (lo - keys.first);
+        if (hi - lo == N) {
+          sv.store_unaligned(dst);
+        } else {
+          alignas(64) float buf[N];
+          sv.store_aligned(buf);
+          std::memcpy(dst, buf + (lo - p0), (hi - lo) * sizeof(float));
+        }
       }
     }
   }
@@ -182,25 +172,23 @@ inline void attend_values(const MatrixView& values_t, const float* p, size_t n_p
 
 // Xsimd<A>::attend. The matmul path's arithmetic (queries and probabilities rounded to f16,
 // each product exact in f32) in other orders: the scores of all heads in one pass over the
-// keys, Xsimd<A>::softmax, then one pass over the values for up to 8 heads. False, with
-// nothing written, unless head_dim is 2, 4, 8 or 16 vectors of A (so at most 256) and
-// 1 <= group <= 16.
+// key tiles for up to 8 heads (llama.cpp's summation order), Xsimd<A>::softmax, then one
+// pass over the values for up to 8 heads. False, with nothing written, unless head_dim is a
+// multiple of A's lanes and at most 256 and 1 <= group <= 16.
 template <class A>
-bool attend_f16(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+bool attend_f16(const KeyTilesF16& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                 float* scores, float* out, float* lse) {
-  constexpr size_t N = FloatBatch<A>::size;
-  const size_t hd = keys.n_col, n_pos = keys.n_row, nc = hd / N;
-  if (keys.dtype != DType::F16 || values_t.dtype != DType::F16 || values_t.n_row != hd || values_t.n_col != n_pos ||
-      hd % N != 0 || (nc != 2 && nc != 4 && nc != 8 && nc != 16) || hd > kAttnMaxHeadDim || group == 0 ||
-      group > kAttnMaxGroup || n_pos == 0)
+  constexpr size_t kRows = FloatBatch<A>::size >= 16 ? 8 : 2;  // heads per pass over the keys
+  const size_t hd = keys.head_dim, n_pos = keys.n_pos;
+  if (values_t.dtype != DType::F16 || values_t.n_row != hd || values_t.n_col != n_pos ||
+      hd % FloatBatch<A>::size != 0 || hd > kAttnMaxHeadDim || group == 0 || group > kAttnMaxGroup || n_pos == 0)
     return false;
   alignas(64) float qr[kAttnMaxGroup * kAttnMaxHeadDim];
   for (size_t g = 0; g < group; ++g) round_to_f16(q + g * hd, qr + g * hd, hd);
-  switch (nc) {
-    case 2: attend_scores<A, 2>(keys, qr, group, scale, scores); break;
-    case 4: attend_scores<A, 4>(keys, qr, group, scale, scores); break;
-    case 8: attend_scores<A, 8>(keys, qr, group, scale, scores); break;
-    default: attend_scores<A, 16>(keys, qr, group, scale, scores); break;
+  for (size_t g0 = 0; g0 < group; g0 += kRows) {
+    with_count<kRows>(std::min(kRows, group - g0), [&](auto k) {
+      key_tile_scores_f16<A, decltype(k)::value>(keys, qr + g0 * hd, scale, scores + g0 * n_pos);
+    });
   }
   for (size_t g = 0; g < group; ++g) {
     float* s = scores + g * n_pos;
@@ -494,7 +482,7 @@ bool attend_q8(const KeyTiles& keys, const MatrixView& values, const float* q, s
 }  // namespace xsimd_detail
 
 template <class Arch>
-bool Xsimd<Arch>::attend(const MatrixView& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
+bool Xsimd<Arch>::attend(const KeyTilesF16& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                          float* scores, float* out, float* lse) {
   return xsimd_detail::attend_f16<Arch>(keys, values_t, q, group, scale, scores, out, lse);
 }
