@@ -828,8 +828,9 @@ void GeluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, size_t n) {
 #if HWY_TARGET != HWY_SCALAR
 constexpr size_t kAttnMaxHeadDim = 256, kAttnMaxGroup = 16;
 
-// Heads per pass over a key tile: their partial sums stay in registers.
-constexpr size_t kAttnRows = hn::MaxLanes(DF()) >= 16 ? 8 : 2;
+// Heads per pass over a key tile (8 measured faster than 2 or 4 on AVX3_DL and on AVX2,
+// `attention_bench --target=...`, though their partial sums then spill on AVX2).
+constexpr size_t kAttnRows = 8;
 
 // The dot products of kR heads' queries (qr, rounded to f16, hd apart) with the kN positions
 // of a key tile's vectors at `t` (dimension i at t + i * 16), in llama.cpp's order for f16

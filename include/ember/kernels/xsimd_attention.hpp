@@ -178,7 +178,7 @@ inline void attend_values(const MatrixView& values_t, const float* p, size_t n_p
 template <class A>
 bool attend_f16(const KeyTilesF16& keys, const MatrixView& values_t, const float* q, size_t group, float scale,
                 float* scores, float* out, float* lse) {
-  constexpr size_t kRows = FloatBatch<A>::size >= 16 ? 8 : 2;  // heads per pass over the keys
+  constexpr size_t kRows = 8;  // heads per pass over the keys (as Highway's kAttnRows)
   const size_t hd = keys.head_dim, n_pos = keys.n_pos;
   if (values_t.dtype != DType::F16 || values_t.n_row != hd || values_t.n_col != n_pos ||
       hd % FloatBatch<A>::size != 0 || hd > kAttnMaxHeadDim || group == 0 || group > kAttnMaxGroup || n_pos == 0)
