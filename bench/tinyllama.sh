@@ -19,7 +19,7 @@ models=${BENCH_MODELS:-Q4_0 Q8_0 Q4_K_M}
 depths=${BENCH_DEPTHS:-1024 4096}
 if ! python3 -c "import llama_cpp" 2>/dev/null; then
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON \
--DGGML_AVX512_VBMI=ON -DGGML_AVX512_BF16=ON" python3 -m pip install --no-binary :all: llama-cpp-python==0.3.36
+-DGGML_AVX512_VBMI=ON -DGGML_AVX512_BF16=ON" python3 -m pip install --no-binary llama-cpp-python llama-cpp-python==0.3.36
 fi
 cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DEMBER_BUILD_BENCH=ON -DEMBER_BUILD_TESTS=OFF >/dev/null
 cmake --build build/bench --target make_tinyllama membw ember-cli
