@@ -835,7 +835,7 @@ constexpr size_t kAttnRows = 8;
 // The dot products of kR heads' queries (qr, rounded to f16, hd apart) with the kN positions
 // of a key tile's vectors at `t` (dimension i at t + i * 16), in llama.cpp's order for f16
 // (tinyBLAS with kN-lane vectors: lane m sums dimensions m, m + kN, m + 2 kN, ... by FMAs from
-// zero; then the lanes in halving steps, m + m + kN / 2 first): this node of that tree sums
+// zero; then the lanes in halving steps, lane m + lane m + kN / 2 first): this node of that tree sums
 // the lanes kM + j * kS. Every product is exact (f16 times f16), so the bits are llama.cpp's
 // for the same queries and keys. Each position stays in its own lane.
 template <size_t kR, size_t kM, size_t kS>
@@ -873,7 +873,7 @@ HWY_INLINE void KeyTileScoresF16(const KeyTilesF16& keys, const float* HWY_RESTR
   const VF sc = hn::Set(d, scale);
   for (size_t j0 = keys.first / kPos * kPos; j0 < end; j0 += kPos) {
     const auto* tile = reinterpret_cast<const hwy::float16_t*>(keys.data + j0 / kPos * tb);
-    if (j0 + 3 * kPos <= end)  // the tile two ahead: a KV cache past the caches streams from memory
+    if (j0 + 3 * kPos <= end)  // the tile two ahead: a long context's keys stream from memory
       for (size_t o = 0; o < tb; o += 64) hwy::Prefetch(reinterpret_cast<const char*>(tile) + 2 * tb + o);
     for (size_t h = 0; h < kPos; h += kN) {
       const size_t p0 = j0 + h;  // lane 0's position

@@ -78,14 +78,14 @@ struct KeyTilesF16 {
     return tiles + pos / kPos * tile_bytes(head_dim) + (dim * kPos + pos % kPos) * 2;
   }
 
-  // The key of position `pos` as head_dim f16 bit patterns, out of / into the tiles.
+  // The key of position `pos` as head_dim f16 bit patterns, out of the tiles (the cache
+  // writes them element by element, KvCache::key_at).
   static void get_row(const std::byte* tiles, size_t head_dim, size_t pos, uint16_t* out) {
     auto* t = const_cast<std::byte*>(tiles);
     for (size_t i = 0; i < head_dim; ++i) std::memcpy(out + i, at(t, head_dim, pos, i), 2);
   }
-  static void put_row(std::byte* tiles, size_t head_dim, size_t pos, const uint16_t* in) {
-    for (size_t i = 0; i < head_dim; ++i) std::memcpy(at(tiles, head_dim, pos, i), in + i, 2);
-  }
 };
+// KvCache counts both kinds of tile in one size.
+static_assert(KeyTilesF16::kPos == KeyTiles::kPos);
 
 }  // namespace ember::kernels
