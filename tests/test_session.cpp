@@ -841,3 +841,42 @@ TEST_CASE("threads: four Sessions on four threads share one Model and match runn
     CHECK(alone[i].size() > 1);
   }
 }
+
+TEST_CASE("Model: packed loads copy the norm weights out of the file; saved states move between packed and unpacked") {
+  // With the matrices packed, nothing read per token stays in the file's pages (their pages
+  // are released: a norm read there would map a whole huge page of the page cache again),
+  // and the fingerprint that saved states carry is the file's, taken before any release.
+  const auto bytes = tiny_llama(ember::DType::Q4_0, {.n_layer = 2});
+  auto packed = ember::Model<Hwy>::from_memory(bytes);
+  auto plain = ember::Model<Hwy>::from_memory(bytes, {.pack_weights = false});
+  REQUIRE(packed.ok());
+  REQUIRE(plain.ok());
+  CHECK(packed->fingerprint() == plain->fingerprint());
+  CHECK(plain->fingerprint() == ember::state::model_fingerprint(plain->hparams(), plain->file()));
+  const auto file = plain->file().bytes();
+  const auto in_file = [&](const float* p) {
+    const auto* b = reinterpret_cast<const std::byte*>(p);
+    return b >= file.data() && b < file.data() + file.size();
+  };
+  const size_t n = plain->hparams().n_embd;
+  std::vector<std::pair<const float*, const float*>> norms{
+      {plain->weights().output_norm, packed->weights().output_norm}};
+  for (size_t l = 0; l < plain->weights().layers.size(); ++l) {
+    norms.emplace_back(plain->weights().layers[l].attn_norm, packed->weights().layers[l].attn_norm);
+    norms.emplace_back(plain->weights().layers[l].ffn_norm, packed->weights().layers[l].ffn_norm);
+  }
+  for (const auto& [from_file, copied] : norms) {
+    CHECK(in_file(from_file));
+    CHECK(!in_file(copied));
+    CHECK(std::memcmp(from_file, copied, n * sizeof(float)) == 0);
+  }
+  const auto prompt = some_ids(12, 3);
+  ember::Session a(*packed, {.n_ctx = 64});
+  REQUIRE(a.decode(prompt).ok());
+  auto saved = a.save();
+  REQUIRE(saved.ok());
+  ember::Session b(*plain, {.n_ctx = 64});
+  REQUIRE(b.restore(*saved).ok());
+  CHECK(std::vector<TokenId>(b.tokens().begin(), b.tokens().end()) == prompt);
+  CHECK(copy(b.logits()) == copy(a.logits()));  // the logits travel in the state
+}

@@ -23,6 +23,7 @@
 #include "ember/kernels/packed.hpp"
 #include "ember/model/card.hpp"
 #include "ember/model/hparams.hpp"
+#include "ember/model/state.hpp"
 #include "ember/model/weights.hpp"
 #include "ember/tokenizer/tokenizer.hpp"
 
@@ -74,6 +75,8 @@ class Model {
   const Weights& weights() const { return impl_->weights; }
   const Tokenizer& tokenizer() const { return impl_->tokenizer; }
   const gguf::File& file() const { return impl_->file; }
+  // Identifies the model in saved session states (state::model_fingerprint).
+  uint64_t fingerprint() const { return impl_->fingerprint; }
 
   // The model's own chat template (tokenizer.chat_template), parsed.
   Result<chat::ChatTemplate> chat_template() const {
@@ -128,6 +131,8 @@ class Model {
     Tokenizer tokenizer;
     std::vector<LargeBuffer> packed;  // what weights' MatrixView::packed point into
     uint64_t packed_bytes = 0;
+    uint64_t fingerprint = 0;  // state::model_fingerprint, taken before pack releases pages
+    std::vector<float> norms;  // with packed weights, what weights' norm pointers point into
   };
   explicit Model(std::unique_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
@@ -155,7 +160,9 @@ class Model {
     options.log(LogLevel::info, "loaded " + h.arch + ": " + std::to_string(h.n_layer) + " layers, dim " +
                                     std::to_string(h.n_embd) + ", backend " + Backend::name);
     // The Impl lives on the heap so views into it (tokenizer, weights) survive moves of Model.
-    auto impl = std::unique_ptr<Impl>(new Impl{std::move(file), std::move(h), std::move(w), std::move(tok), {}, 0});
+    const uint64_t fingerprint = state::model_fingerprint(h, file);
+    auto impl = std::unique_ptr<Impl>(
+        new Impl{std::move(file), std::move(h), std::move(w), std::move(tok), {}, 0, fingerprint});
     if (options.pack_weights) pack(*impl, options);
     return Model(std::move(impl));
   }
@@ -199,6 +206,20 @@ class Model {
       impl.packed.push_back(std::move(buffer));
       if (m->data != impl.weights.token_embd.data)
         impl.file.release_pages({static_cast<const std::byte*>(m->data), m->n_row * m->row_bytes});
+    }
+    // The norm weights, copied out of the file once its matrices are: read every token, they
+    // would keep a page of the file mapped around each (2 MiB where the page cache holds the
+    // file in huge pages: ~90 MiB of resident memory for a 22-layer model).
+    if (impl.packed_bytes) {
+      std::vector<const float**> norms{&impl.weights.output_norm};
+      for (auto& l : impl.weights.layers) norms.insert(norms.end(), {&l.attn_norm, &l.ffn_norm});
+      const size_t n = impl.hparams.n_embd;
+      impl.norms.resize(norms.size() * n);
+      for (size_t i = 0; i < norms.size(); ++i) {
+        std::copy_n(*norms[i], n, impl.norms.data() + i * n);
+        impl.file.release_pages({reinterpret_cast<const std::byte*>(*norms[i]), n * sizeof(float)});
+        *norms[i] = impl.norms.data() + i * n;
+      }
     }
     if (impl.packed_bytes)
       options.log(LogLevel::info, "packed " + std::to_string(impl.packed.size()) +

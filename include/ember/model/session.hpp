@@ -158,7 +158,7 @@ class Session {
     max_units_ = (kSplitPairs * n_tasks_ - 1) * attention_chunks(cfg_.n_ctx);
     chunks_.resize(max_units_ * group * (h.head_dim + 1));
     unit0_.resize(kSplitPairs * n_tasks_);
-    fingerprint_ = state::model_fingerprint(model);
+    fingerprint_ = model.fingerprint();
   }
 
   static DType kv_dtype(const ModelT& model, KvType t) {

@@ -73,24 +73,26 @@ class Reader {
   size_t pos_ = 0;
 };
 
-// Identifies a model: hyperparameters, tensors (name, type, shape) and file size.
-template <class ModelT>
-uint64_t model_fingerprint(const ModelT& model) {
-  const Hyperparams& h = model.hparams();
+// Identifies a model: hyperparameters, tensors (name, type, shape, first 64 bytes) and file
+// size. Model computes it once at load, before it releases the weights' pages (reading a
+// tensor's first bytes later would map their pages again: a 2 MiB page each where the page
+// cache holds the file in huge pages).
+template <class File>
+uint64_t model_fingerprint(const Hyperparams& h, const File& file) {
   uint64_t f = fnv1a(h.arch.data(), h.arch.size());
   const uint32_t u[] = {h.n_vocab,   h.n_ctx_train, h.n_embd,   h.n_layer, h.n_head,
                         h.n_head_kv, h.n_ff,        h.head_dim, h.n_rot,   uint32_t(h.rope_style)};
   f = fnv1a(u, sizeof u, f);
   const float fl[] = {h.rms_eps, h.rope_freq_base};
   f = fnv1a(fl, sizeof fl, f);
-  for (const auto& t : model.file().tensors()) {
+  for (const auto& t : file.tensors()) {
     f = fnv1a(t.name.data(), t.name.size(), f);
     const uint32_t d[] = {uint32_t(t.dtype), t.n_dims};
     f = fnv1a(d, sizeof d, f);
     f = fnv1a(t.ne.data(), sizeof(uint64_t) * t.ne.size(), f);
     f = fnv1a(t.data, std::min<uint64_t>(t.n_bytes, 64), f);  // a sample of the weights: tells finetunes apart
   }
-  const uint64_t size = model.file().bytes().size();
+  const uint64_t size = file.bytes().size();
   return fnv1a(&size, sizeof size, f);
 }
 
