@@ -281,12 +281,16 @@ struct PrefetchRun {
 // Software prefetch of the weights a few KiB ahead of the kernel: the x16 loops are short
 // enough per byte that the hardware prefetcher alone leaves them waiting on memory (Q4_K_M
 // decode, 2 threads: 18.8 -> 22.2 t/s). Prefetches never fault, so reading past the end
-// of a matrix is harmless.
+// of a matrix is harmless. They fill L2 (hint T2), not L1: a T0 prefetch holds one of the
+// core's L1 miss buffers until its line arrives, and with ~24 of those and DRAM latency on a
+// VM that capped one core near 13-16 GB/s (AMD Zen 4, `kquant_bench --packed --cold`, 5632 x
+// 2048: Q4_0 13.3-13.9 -> 16.4-16.7 GB/s with T2, Q4_K 15.3-17.1 -> 17.7-20.3; decode with
+// 2 threads, TinyLlama-shaped Q4_K_M 22-37 -> 41-44 t/s). The kernel's own loads then hit L2.
 constexpr size_t kPrefetchBytes = 4096;
 template <size_t kBytes>
 HWY_INLINE void PrefetchAhead(const uint8_t* p) {
   for (size_t i = 0; i < kBytes; i += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + i), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + i), _MM_HINT_T2);
 }
 
 HWY_INLINE int32_t LoadI32(const int8_t* p) {
@@ -466,7 +470,7 @@ constexpr size_t kPackedKTok = 8;
 // kernel whose step reads many lines (a K-quant record is 37 or 53) spreads its prefetches
 // over its loads, so that they do not queue up at once for the core's few line-fill buffers.
 HWY_INLINE __m512i LoadPrefetch(const uint8_t* p) {
-  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T2);
   return _mm512_load_si512(p);
 }
 
