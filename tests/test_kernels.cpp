@@ -837,6 +837,15 @@ TEST_CASE("kernels: x16 packed matmul matches Reference, and its bits depend on 
             Highway::matmul(m.view, x.data() + tok_cuts[b] * n_col, n_col, tok_cuts[b + 1] - tok_cuts[b],
                             split.data() + tok_cuts[b] * n_row, n_row, row_cuts[a], row_cuts[a + 1]);
         CHECK(std::memcmp(whole.data(), split.data(), whole.size() * sizeof(float)) == 0);
+        // One token at a time (decode, where the VNNI kernel takes two groups at once while
+        // both start in the range), over all rows and over rows [5, n_row) then [0, 5).
+        for (size_t cut : {size_t(0), size_t(5)}) {
+          std::vector<float> single(n_tok * n_row, 0.0f);
+          for (size_t k = 0; k < n_tok; ++k)
+            for (const auto& [lo, hi] : {std::pair{cut, n_row}, std::pair{size_t(0), cut}})
+              Highway::matmul(m.view, x.data() + k * n_col, n_col, 1, single.data() + k * n_row, n_row, lo, hi);
+          CHECK(std::memcmp(whole.data(), single.data(), whole.size() * sizeof(float)) == 0);
+        }
         if (first.empty()) first = whole;
         CHECK(std::memcmp(whole.data(), first.data(), whole.size() * sizeof(float)) == 0);
       }

@@ -409,6 +409,79 @@ HWY_INLINE void PackedGroup(const uint8_t* HWY_RESTRICT q, const uint8_t* HWY_RE
 #endif
 }
 
+#if EMBER_INT8_VNNI
+// One token against two groups at once (decode): the groups' blocks b are read side by side,
+// two streams of weights in flight instead of one, and each broadcast of 4 activation bytes
+// feeds 32 rows. Per lane the arithmetic is PackedGroup<1, kT>'s, so a row's bits do not
+// depend on whether its group ran alone or in a pair.
+template <DType kT>
+HWY_INLINE void PackedGroupPair(const uint8_t* HWY_RESTRICT q, const uint8_t* HWY_RESTRICT dw,
+                                const uint8_t* HWY_RESTRICT mw, size_t n_block, size_t stride,
+                                const detail::PlanarQ8& act, float (*out)[kPackRows]) {
+  constexpr bool kQ8 = kT == DType::Q8_0;
+  constexpr size_t kQuantBytes = kQ8 ? 512 : 256;
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, off[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (size_t b = 0; b < n_block; ++b, q += kQuantBytes) {
+    PrefetchAhead<kQuantBytes>(q);
+    PrefetchAhead<kQuantBytes>(q + stride);
+    const int8_t* a = act.qs + 32 * b;
+    int32_t correction = 0;
+    if constexpr (kT != DType::Q4_1) std::memcpy(&correction, act.s + b, sizeof(correction));
+    __m512i s0[2], s1[2];
+    for (size_t h = 0; h < 2; ++h) {
+      s0[h] = _mm512_set1_epi32(correction);
+      s1[h] = _mm512_setzero_si512();
+    }
+    for (size_t c = 0; c < 8; c += 2) {
+      const __m512i a0 = _mm512_set1_epi32(LoadI32(a + 4 * c)), a1 = _mm512_set1_epi32(LoadI32(a + 4 * c + 4));
+      for (size_t h = 0; h < 2; ++h) {
+        const uint8_t* qh = q + h * stride;
+        __m512i w0, w1;
+        if constexpr (kQ8) {  // w + 128 as unsigned; PackedCorrection adds -128 * sum(a)
+          w0 = _mm512_xor_si512(_mm512_load_si512(qh + 64 * c), _mm512_set1_epi8(-128));
+          w1 = _mm512_xor_si512(_mm512_load_si512(qh + 64 * (c + 1)), _mm512_set1_epi8(-128));
+        } else {  // operand c < 4: chunk c's low nibbles; c >= 4: chunk c - 4's high nibbles
+          const __m512i raw0 = _mm512_load_si512(qh + 64 * (c % 4)), raw1 = _mm512_load_si512(qh + 64 * (c % 4 + 1));
+          w0 = c < 4 ? _mm512_and_si512(raw0, nibble) : _mm512_and_si512(_mm512_srli_epi16(raw0, 4), nibble);
+          w1 = c < 4 ? _mm512_and_si512(raw1, nibble) : _mm512_and_si512(_mm512_srli_epi16(raw1, 4), nibble);
+        }
+        s0[h] = _mm512_dpbusd_epi32(s0[h], w0, a0);
+        s1[h] = _mm512_dpbusd_epi32(s1[h], w1, a1);
+      }
+    }
+    const __m512 da = _mm512_set1_ps(act.d[b]);
+    for (size_t h = 0; h < 2; ++h) {
+      const __m512 d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dw + h * stride + 32 * b)));
+      const __m512 scale = _mm512_mul_ps(d, da);
+      acc[h] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_add_epi32(s0[h], s1[h])), acc[h]);
+      if constexpr (kT == DType::Q4_1) {
+        const __m512 m = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(mw + h * stride + 32 * b)));
+        off[h] = _mm512_fmadd_ps(m, _mm512_set1_ps(act.s[b]), off[h]);
+      }
+    }
+  }
+  for (size_t h = 0; h < 2; ++h) {
+    if constexpr (kT == DType::Q4_1) acc[h] = _mm512_add_ps(acc[h], off[h]);
+    _mm512_storeu_ps(out[h], acc[h]);
+  }
+}
+
+HWY_INLINE void PackedGroupPairTokens(const MatrixView& w, size_t g, const detail::PlanarQ8& act,
+                                      float (*out)[kPackRows]) {
+  const size_t n_block = w.n_col / 32, stride = packed_group_stride(w.dtype, w.n_col);
+  const auto* q = reinterpret_cast<const uint8_t*>(w.packed) + g * stride;
+  const uint8_t* d = q + n_block * packed_quant_bytes(w.dtype);
+  const uint8_t* m = d + n_block * 2 * kPackRows;
+  switch (w.dtype) {
+    case DType::Q4_0: PackedGroupPair<DType::Q4_0>(q, d, m, n_block, stride, act, out); break;
+    case DType::Q4_1: PackedGroupPair<DType::Q4_1>(q, d, m, n_block, stride, act, out); break;
+    case DType::Q8_0: PackedGroupPair<DType::Q8_0>(q, d, m, n_block, stride, act, out); break;
+    default: break;
+  }
+}
+#endif
+
 template <size_t kTok>
 HWY_INLINE void PackedGroupTokens(const MatrixView& w, size_t g, const detail::PlanarQ8* act, float (*out)[kPackRows]) {
   const size_t n_block = w.n_col / 32;
@@ -430,7 +503,20 @@ HWY_INLINE void PackedGroupTokens(const MatrixView& w, size_t g, const detail::P
 void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, float* y, size_t y_stride,
                 size_t r_begin, size_t r_end) {
   HWY_ALIGN float out[kPackedTok][kPackRows];
-  for (size_t g = r_begin / kPackRows; g * kPackRows < r_end; ++g) {
+  size_t g = r_begin / kPackRows;
+#if EMBER_INT8_VNNI
+  if (n_tok == 1)  // decode: two groups at a time while both start in the range
+    for (; (g + 1) * kPackRows < r_end; g += 2) {
+      PackedGroupPairTokens(w, g, act[0], out);
+      for (size_t h = 0; h < 2; ++h) {
+        const size_t row0 = (g + h) * kPackRows;
+        const size_t lo = r_begin > row0 ? r_begin - row0 : 0;
+        const size_t hi = r_end - row0 < kPackRows ? r_end - row0 : kPackRows;
+        std::memcpy(y + row0 + lo, out[h] + lo, (hi - lo) * sizeof(float));
+      }
+    }
+#endif
+  for (; g * kPackRows < r_end; ++g) {
     const size_t row0 = g * kPackRows;
     const size_t lo = r_begin > row0 ? r_begin - row0 : 0;
     const size_t hi = r_end - row0 < kPackRows ? r_end - row0 : kPackRows;
