@@ -1,4 +1,6 @@
-// The model's weights as views into the GGUF file's bytes: nothing is copied.
+// The model's weights as views into the GGUF file's bytes: nothing is copied here. (Model's
+// packed load then points the matrices at x16 copies and the norm vectors at a copy of
+// their own; see Model::pack.)
 // Shapes are (rows, columns) as the kernels see them; a row is one output's weights.
 #pragma once
 
