@@ -281,11 +281,11 @@ struct PrefetchRun {
 // Software prefetch of the weights a few KiB ahead of the kernel: the x16 loops are short
 // enough per byte that the hardware prefetcher alone leaves them waiting on memory (Q4_K_M
 // decode, 2 threads: 18.8 -> 22.2 t/s). Prefetches never fault, so reading past the end
-// of a matrix is harmless. They fill L2 (hint T2), not L1: a T0 prefetch holds one of the
-// core's L1 miss buffers until its line arrives, and with ~24 of those and DRAM latency on a
-// VM that capped one core near 13-16 GB/s (AMD Zen 4, `kquant_bench --packed --cold`, 5632 x
-// 2048: Q4_0 13.3-13.9 -> 16.4-16.7 GB/s with T2, Q4_K 15.3-17.1 -> 17.7-20.3; decode with
-// 2 threads, TinyLlama-shaped Q4_K_M 22-37 -> 41-44 t/s). The kernel's own loads then hit L2.
+// of a matrix is harmless. They fill L2 (hint T2), not L1: with T0 one core read the weights
+// at 13-17 GB/s on AMD Zen 4 (`kquant_bench --packed --cold`, 5632 x 2048: Q4_0 12.7-13.9 ->
+// 14.8-16.7 GB/s with T2, Q4_K 15.3-17.1 -> 17.7-20.3; decode with 2 threads, TinyLlama-shaped
+// Q4_K_M 22-37 -> 36-44 t/s), most likely because a T0 prefetch holds one of the core's few L1
+// miss buffers until its line arrives (not measured: no counters on that VM).
 constexpr size_t kPrefetchBytes = 4096;
 template <size_t kBytes>
 HWY_INLINE void PrefetchAhead(const uint8_t* p) {
