@@ -1013,6 +1013,10 @@ TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention 
   const Case cases[] = {{64, 8, 1, 0},   {64, 8, 17, 3},  {64, 3, 100, 16}, {128, 4, 515, 5}, {64, 16, 1030, 0},
                         {32, 1, 33, 31}, {256, 2, 70, 9}, {64, 9, 600, 1},  {96, 2, 40, 17},  {64, 17, 20, 2}};
   constexpr double kBudget = 1e-5;  // absolute, outputs of magnitude <= 1
+  // Highway's VNNI kernel weights the values in integers: each weight as int16 against the
+  // largest in its 128 positions (2^-16 of it), so its error grows as sqrt(positions) * 2^-16
+  // of the largest normalized weight (1.3e-5 seen here; q8_0's own rounding of v is ~4e-3).
+  constexpr double kBudgetInt16 = 4e-5;
   Rng rng{11};
   double worst_rows = 0, worst_fused[2] = {};  // Highway's kernel, Xsimd's
   bool ran[2] = {};
@@ -1085,7 +1089,7 @@ TEST_CASE("kernels: q8_0 KV cache attention: every path matches exact attention 
       const bool fused = B::attend_q8(cache.key_tiles(1, 1, c.n_pos, c.first), cache.values(1, 1, c.n_pos, c.first),
                                       q.data(), c.group, 0.125f, probe_scores.data(), probe_out.data());
       INFO(label, " head_dim=", hd, " group=", c.group, " n_pos=", c.n_pos, " first=", c.first, " fused=", fused);
-      CHECK(worst_of(again) <= kBudget);
+      CHECK(worst_of(again) <= (label.ends_with("+VNNI") ? kBudgetInt16 : kBudget));
       CHECK(std::memcmp(again.data(), out.data(), out.size() * sizeof(float)) == 0);
       const size_t which = std::is_same_v<B, Highway> ? 0 : 1;
       if (fused) worst_fused[which] = std::max(worst_fused[which], worst_of(again)), ran[which] = true;

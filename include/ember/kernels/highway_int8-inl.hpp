@@ -908,57 +908,111 @@ HWY_INLINE float ExpShiftedSum(float* x, size_t n, float max) {
   return _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
 }
 
+// acc += the int16 pairs of x times those of w, summed per int32 lane (vpdpwssd), through
+// inline asm: with _mm512_dpwssd_epi32, GCC 12 moved each of ValueRowsQ8's 16 loop-carried
+// accumulators through a second register every iteration and spilled some (perf annotate;
+// attention_bench --q8 4096: 244-262 -> 236-239 us per layer).
+HWY_INLINE void DpwssdInto(__m512i& acc, __m512i x, __m512i w) {
+  asm("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
+}
+
 // out[g][dim] = sum_j p[g][j] * v[j][dim] over q8_0 value rows (n_pos, head_dim), for kG
 // heads, `out` zeroed by the caller: kAttnQ8Chunk positions at a time, and within a chunk one
-// block (32 dimensions, two accumulators per head) at a time. Per chunk and block, each head's
-// coefficients c = p * d (the block scales gathered and widened 16 at a time) go into an L1
-// buffer, with vectors; then each value block is widened once for all heads and each head adds
-// c times it. Only the FMAs and the widening use the vector ALU ports per position. Each
-// chunk's sums are added to out in chunk order.
+// block (32 dimensions) at a time, in integers. The coefficients c = p * d (p >= 0 the
+// weights, d the rows' block scales) are quantized to int16, per chunk, block and head, as
+// round((p / P) * (d / D) * 32767) with P the head's largest weight in the chunk and D the
+// block's largest |d| there (both factors computed once per chunk or block and shared): each
+// c lands within 2^-16 * P * D of its value, so that vpdpwssd adds two positions' c * v to
+// 16 dimensions' int32 sums at once (|sum| < 2^30 over 128 positions), twice the FMAs' 16
+// products per instruction. Each pair of value rows is interleaved and widened to int16 once
+// for all heads; each chunk's sums, times P * D / 32767, are added to out in chunk order, so
+// the bits depend only on where the chunks start.
 template <size_t kG>
 HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_stride, float* out) {
   const size_t hd = values.n_col, nb = hd / 32, n_pos = values.n_row;
-  constexpr size_t kStride = kAttnQ8Chunk + 16;  // rows of c a little over 512 bytes apart
-  HWY_ALIGN float c[kG * kStride];
+  constexpr size_t kStride = kAttnQ8Chunk + 32;  // rows of pn and cq a little over 512 / 256 bytes apart
+  HWY_ALIGN float pn[kG * kStride];              // p / P * 32767 per head
+  HWY_ALIGN float dn[kAttnQ8Chunk];              // d / D of the block
+  HWY_ALIGN int16_t cq[kG * kStride];
   HWY_ALIGN uint16_t dh[kAttnQ8Chunk];
+  float top_p[kG];
+  // The accumulators' lanes hold dimensions {0..7, 16..23} and {8..15, 24..31} of the block
+  // (the interleave below works in 128-bit halves); these put them back in order.
+  const __m512i lo_dims = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+  const __m512i hi_dims = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
   for (size_t j0 = 0; j0 < n_pos; j0 += kAttnQ8Chunk) {
     const size_t m = n_pos - j0 < kAttnQ8Chunk ? n_pos - j0 : kAttnQ8Chunk, m16 = (m + 15) / 16 * 16;
-    // The next chunk's rows, one contiguous run, a line per position of the passes over this
-    // one (nb * m steps for m * nb * 34 / 64 lines).
+    // The next chunk's rows, one contiguous run, two lines per pair of positions of the passes
+    // over this one (nb * m steps for m * nb * 34 / 64 lines).
     PrefetchRun next = NextValueChunk(values, j0 + m);
+    // Each head's weights over the chunk, scaled to [0, 32767] (zeros past its end).
+    __m512 mp[kG];
+#pragma GCC unroll 16
+    for (size_t g = 0; g < kG; ++g) mp[g] = _mm512_setzero_ps();
+    for (size_t j = 0; j < m16; j += 16) {
+      const __mmask16 live = j + 16 <= m ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
+#pragma GCC unroll 16
+      for (size_t g = 0; g < kG; ++g) {
+        const __m512 x = _mm512_maskz_loadu_ps(live, p + g * p_stride + j0 + j);
+        _mm512_store_ps(pn + g * kStride + j, x);
+        mp[g] = _mm512_max_ps(mp[g], x);
+      }
+    }
+    for (size_t g = 0; g < kG; ++g) {
+      top_p[g] = _mm512_reduce_max_ps(mp[g]);
+      const __m512 inv = _mm512_set1_ps(top_p[g] > 0 ? 32767.0f / top_p[g] : 0.0f);
+      for (size_t j = 0; j < m16; j += 16)
+        _mm512_store_ps(pn + g * kStride + j, _mm512_mul_ps(_mm512_load_ps(pn + g * kStride + j), inv));
+    }
     for (size_t b = 0; b < nb; ++b) {
       const auto* blk = reinterpret_cast<const uint8_t*>(values.row(j0)) + b * sizeof(quant::BlockQ8_0);
       for (size_t j = 0; j < m; ++j) std::memcpy(dh + j, blk + j * values.row_bytes, 2);
       for (size_t j = m; j < m16; ++j) dh[j] = 0;
+      __m512 md = _mm512_setzero_ps();
       for (size_t j = 0; j < m16; j += 16) {
         const __m512 d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dh + j)));
-        const __mmask16 live = j + 16 <= m ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
-        for (size_t g = 0; g < kG; ++g)
-          _mm512_store_ps(c + g * kStride + j,
-                          _mm512_mul_ps(d, _mm512_maskz_loadu_ps(live, p + g * p_stride + j0 + j)));
+        _mm512_store_ps(dn + j, d);
+        md = _mm512_max_ps(md, _mm512_abs_ps(d));
       }
-      __m512 acc[kG][2];
-#pragma GCC unroll 16
-      for (size_t g = 0; g < kG; ++g) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
-      for (size_t j = 0; j < m; ++j, blk += values.row_bytes) {
+      const float top_d = _mm512_reduce_max_ps(md);
+      const __m512 inv_d = _mm512_set1_ps(top_d > 0 ? 1.0f / top_d : 0.0f);
+      for (size_t j = 0; j < m16; j += 16) _mm512_store_ps(dn + j, _mm512_mul_ps(_mm512_load_ps(dn + j), inv_d));
+      for (size_t g = 0; g < kG; ++g)
+        for (size_t j = 0; j < m16; j += 16)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(cq + g * kStride + j),
+                             _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(
+                                 _mm512_mul_ps(_mm512_load_ps(pn + g * kStride + j), _mm512_load_ps(dn + j)))));
+      // acc[2g] and acc[2g + 1]: head g's two halves of the block.
+      __m512i acc[2 * kG];
+#pragma GCC unroll 32
+      for (size_t i = 0; i < 2 * kG; ++i) acc[i] = _mm512_setzero_si512();
+      const uint8_t* qs = blk + offsetof(quant::BlockQ8_0, qs);
+      for (size_t j = 0; j < m; j += 2, qs += 2 * values.row_bytes) {
         next.Step();
-        const uint8_t* qs = blk + offsetof(quant::BlockQ8_0, qs);
-        const __m512 v0 =
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))));
-        const __m512 v1 =
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16))));
-#pragma GCC unroll 8
+        next.Step();
+        const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+        // The row after (zeros past the end, where the coefficient is zero too).
+        const __m256i v1 = j + 1 < m ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + values.row_bytes))
+                                     : _mm256_setzero_si256();
+        const __m512i x0 = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(v0, v1));
+        const __m512i x1 = _mm512_cvtepi8_epi16(_mm256_unpackhi_epi8(v0, v1));
+#pragma GCC unroll 16
         for (size_t g = 0; g < kG; ++g) {
-          const __m512 cg = _mm512_set1_ps(c[g * kStride + j]);
-          acc[g][0] = _mm512_fmadd_ps(cg, v0, acc[g][0]);
-          acc[g][1] = _mm512_fmadd_ps(cg, v1, acc[g][1]);
+          int32_t pair;
+          std::memcpy(&pair, cq + g * kStride + j, sizeof(pair));
+          const __m512i w = _mm512_set1_epi32(pair);
+          DpwssdInto(acc[2 * g], x0, w);
+          DpwssdInto(acc[2 * g + 1], x1, w);
         }
       }
 #pragma GCC unroll 16
       for (size_t g = 0; g < kG; ++g) {
+        const __m512 s = _mm512_set1_ps(top_p[g] * top_d / 32767.0f);
+        const __m512 a0 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[2 * g]), s);
+        const __m512 a1 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[2 * g + 1]), s);
         float* o = out + g * hd + 32 * b;
-        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[g][0]));
-        _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), acc[g][1]));
+        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_permutex2var_ps(a0, lo_dims, a1)));
+        _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), _mm512_permutex2var_ps(a0, hi_dims, a1)));
       }
     }
   }
