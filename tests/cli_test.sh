@@ -29,6 +29,9 @@ EMBER_DISABLE=avx512,avx2 "$cli" generate -m "$stories" -n 200 --temp 0 > "$tmp/
 check "EMBER_DISABLE=avx512,avx2: the scalar target gives the same greedy text" 'cmp -s "$tmp/scalar.txt" "$data/stories260K/greedy-200.txt"'
 check "EMBER_DISABLE turns targets off (bench names the target)" \
   '[ "$(EMBER_DISABLE=avx512,avx2,vnni,amx "$cli" bench -m "$stories" -p 4 -n 2 --json | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)[\"target\"])")" = SCALAR ]'
+"$cli" bench -m "$stories" -p 4 -n 3 --depth 8 --rounds 3 --json > "$tmp/rounds.json"
+check "bench --rounds pairs the depth with depth 0 (tg0, tg_ratio)" \
+  'tail -1 "$tmp/rounds.json" | python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"rounds\"] == 3 and d[\"tg0\"] > 0 and d[\"tg_ratio\"] > 0 and d[\"depth\"] == 8"'
 check "info names the architecture" '"$cli" info -m "$stories" | grep -q "^architecture: *llama"'
 check "info --json is one JSON object" '"$cli" info -m "$stories" --json | python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"n_params\"] > 0"'
 check "logits prints one JSON line per position" '[ "$("$cli" logits -m "$stories" -p "Hello world" --top 3 | python3 -c "import json,sys; print(sum(len(json.loads(l)[\"top\"]) == 3 for l in sys.stdin))")" = 7 ]'

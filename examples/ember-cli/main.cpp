@@ -5,7 +5,7 @@
 //   ember-cli chat     -m MODEL [-p MESSAGE] [--system TEXT] [-n N] [--temp T] [--seed S] [-t THREADS]
 //   ember-cli info     -m MODEL [--json] [-c CONTEXT]
 //   ember-cli logits   -m MODEL -p TEXT [--top K]
-//   ember-cli bench    -m MODEL [-p N] [-n N] [-t THREADS] [--depth D] [--json]
+//   ember-cli bench    -m MODEL [-p N] [-n N] [-t THREADS] [--depth D [--rounds R]] [--json]
 //   ember-cli template (-m MODEL | --template FILE.jinja [--bos S] [--eos S]) --messages FILE.json
 //                      [--no-generation-prompt]
 // Common: --backend highway|xsimd|reference, -v (log to stderr), --no-pack (weights stay in
@@ -20,6 +20,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -37,7 +38,7 @@ struct Args {
   bool no_generation_prompt = false;
   bool has_prompt = false, has_file = false, no_bos = false, no_eos = false, parse_special = false, json = false,
        verbose = false, no_pack = false;
-  int n_predict = -1, top = 5, threads = 1, depth = 0;
+  int n_predict = -1, top = 5, threads = 1, depth = 0, rounds = 1;
   uint32_t n_ctx = 0;
   float temp = -1.f;
   uint64_t seed = 0;
@@ -55,7 +56,7 @@ const char* kUsage =
     "  chat     [-p MESSAGE] [--system TEXT] [-n N] [--temp T] [--seed S] [-t THREADS]\n"
     "  info     [--json] [-c CONTEXT]\n"
     "  logits   -p TEXT [--top K]\n"
-    "  bench    [-p N] [-n N] [-t THREADS] [--depth D] [--json]\n"
+    "  bench    [-p N] [-n N] [-t THREADS] [--depth D [--rounds R]] [--json]\n"
     "  template (-m MODEL | --template FILE.jinja [--bos S] [--eos S]) --messages FILE.json\n"
     "           [--no-generation-prompt]\n"
     "common: --backend highway|xsimd|reference, -c CONTEXT, --kv-type f32|f16|q8_0, --no-pack, -v\n";
@@ -98,6 +99,8 @@ Args parse_args(int argc, char** argv) {
       a.top = int(parse_int(f, value(), 1, 1 << 20));
     else if (f == "--depth")
       a.depth = int(parse_int(f, value(), 0, 1 << 24));
+    else if (f == "--rounds")
+      a.rounds = int(parse_int(f, value(), 1, 1000));
     else if (f == "--seed")
       a.seed = uint64_t(parse_int(f, value(), 0, 0x7fffffffffffffffL));
     else if (f == "--temp") {
@@ -371,13 +374,24 @@ int run(const Args& a) {
 
   if (a.command == "bench") {
     // Prompt processing (one batch of -p tokens) and generation (-n single-token steps)
-    // after --depth tokens of context; token ids are arbitrary but fixed.
+    // after --depth tokens of context; token ids are arbitrary but fixed. With --rounds R,
+    // generation runs in R rounds that alternate -n tokens at the depth with -n tokens of a
+    // second session at depth 0 (after the same prompt), so that both see the same minutes of
+    // a noisy machine: "tg0" and the median of the rounds' ratios ("tg_ratio") come with "tg".
     const size_t n_prompt = a.has_prompt ? size_t(parse_int("-p", a.prompt, 1, 1 << 20)) : 64;
     const size_t n_gen = a.n_predict < 0 ? 32 : size_t(a.n_predict);
+    const size_t n_round = size_t(a.rounds);
+    const bool paired = n_round > 1;
     ember::SessionConfig bc = sc;
-    bc.n_ctx = uint32_t(a.depth + n_prompt + n_gen + 1);
+    bc.n_ctx = uint32_t(size_t(a.depth) + n_prompt + n_gen * n_round + 1);
     bc.n_batch = uint32_t(std::max<size_t>(n_prompt, 1));
     ember::Session bs(*model, bc);
+    std::optional<std::remove_cvref_t<decltype(bs)>> b0;
+    if (paired) {
+      ember::SessionConfig c0 = bc;
+      c0.n_ctx = uint32_t(n_prompt + n_gen * n_round + 1);
+      b0.emplace(*model, c0);
+    }
     const uint32_t n_vocab = model->hparams().n_vocab;
     auto ids = [&](size_t n, size_t salt) {
       std::vector<ember::TokenId> v(n);
@@ -391,12 +405,40 @@ int run(const Args& a) {
     auto t0 = clock::now();
     if (auto r = bs.decode(ids(n_prompt, 2)); !r) fail(r.error().message());
     const double pp_s = std::chrono::duration<double>(clock::now() - t0).count();
-    const auto gen = ids(n_gen, 3);
-    t0 = clock::now();
-    for (size_t i = 0; i < n_gen; ++i)
-      if (auto r = bs.decode(std::span(&gen[i], 1)); !r) fail(r.error().message());
-    const double tg_s = std::chrono::duration<double>(clock::now() - t0).count();
-    const double pp = double(n_prompt) / pp_s, tg = n_gen ? double(n_gen) / tg_s : 0.0;
+    if (b0)
+      if (auto r = b0->decode(ids(n_prompt, 2)); !r) fail(r.error().message());
+    const auto gen = ids(n_gen * n_round, 3);
+    // n_gen tokens on session s, the seconds they took.
+    auto generate = [&](auto& s, size_t round) {
+      const auto start = clock::now();
+      for (size_t i = round * n_gen; i < (round + 1) * n_gen; ++i)
+        if (auto r = s.decode(std::span(&gen[i], 1)); !r) fail(r.error().message());
+      return std::chrono::duration<double>(clock::now() - start).count();
+    };
+    double tg_s = 0, tg0_s = 0;
+    std::vector<double> ratios;
+    for (size_t round = 0; round < n_round; ++round) {
+      if (!b0) {
+        tg_s += generate(bs, round);
+        continue;
+      }
+      // Odd rounds start with the depth-0 session, so that neither always goes first.
+      double d = 0, d0 = 0;
+      if (round % 2) {
+        d0 = generate(*b0, round);
+        d = generate(bs, round);
+      } else {
+        d = generate(bs, round);
+        d0 = generate(*b0, round);
+      }
+      tg_s += d, tg0_s += d0;
+      ratios.push_back(d0 / d);  // tokens/s at depth over tokens/s at 0
+    }
+    const double pp = double(n_prompt) / pp_s, tg = n_gen ? double(n_gen * n_round) / tg_s : 0.0;
+    const double tg0 = paired && n_gen ? double(n_gen * n_round) / tg0_s : 0.0;
+    std::sort(ratios.begin(), ratios.end());
+    const double ratio =
+        ratios.empty() ? 0.0 : (ratios[(ratios.size() - 1) / 2] + ratios[ratios.size() / 2]) / 2;  // median
     // Which kernels ran (EMBER_DISABLE=avx512,avx2,vnni turns features off for comparisons).
     std::string target;
     if constexpr (std::is_same_v<Backend, ember::kernels::Highway>) target = Backend::current_target();
@@ -411,14 +453,20 @@ int run(const Args& a) {
         "first token %.3f s, peak RSS %.0f MiB\n",
         Backend::name, target.empty() ? "" : " ", target.c_str(), a.threads, kv_name.c_str(), a.depth, n_prompt, pp,
         n_gen, tg, load_s, ttft, peak_rss_mib);
-    if (a.json)
+    if (paired)
+      std::printf("%zu rounds of %zu tokens: %.2f t/s at depth %d, %.2f t/s at depth 0, median ratio %.3f\n", n_round,
+                  n_gen, tg, a.depth, tg0, ratio);
+    if (a.json) {
       std::printf(
           "{\"pp\": %.3f, \"tg\": %.3f, \"n_prompt\": %zu, \"n_gen\": %zu, \"depth\": %d, \"threads\": %d, "
           "\"backend\": \"%s\", \"target\": \"%s\", \"kv\": \"%s\", \"load_s\": %.4f, \"ttft_s\": %.4f, "
-          "\"peak_rss_mib\": %.1f, \"kv_mib\": %.1f, \"packed_mib\": %.1f}\n",
+          "\"peak_rss_mib\": %.1f, \"kv_mib\": %.1f, \"packed_mib\": %.1f",
           pp, tg, n_prompt, n_gen, a.depth, a.threads, Backend::name, target.c_str(), kv_name.c_str(), load_s, ttft,
           peak_rss_mib, double(model->memory_plan(bc.n_ctx, bc.n_batch, bs.kv_dtype()).kv_bytes) / double(1 << 20),
           double(model->memory_plan(bc.n_ctx).packed_bytes) / double(1 << 20));
+      if (paired) std::printf(", \"rounds\": %zu, \"tg0\": %.3f, \"tg_ratio\": %.4f", n_round, tg0, ratio);
+      std::printf("}\n");
+    }
     return 0;
   }
 
