@@ -269,12 +269,15 @@ constexpr size_t kPackedTok = EMBER_INT8_VNNI ? 8 : 4;
 // buffers and stalls the loop, one per step does not. The caller gives it enough steps.
 // Into L2 (hint T2): with T0 the q8_0 attention's value pass stalled on the prefetches
 // themselves (perf annotate; attention_bench --q8 --layers=22 4096 331-350 -> 315-316 us).
+// One line into L2 (hint T2; see PrefetchRun).
+HWY_INLINE void PrefetchLine(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T2); }
+
 struct PrefetchRun {
   const uint8_t* p = nullptr;
   const uint8_t* end = nullptr;
   HWY_INLINE void Step() {
     if (p < end) {
-      _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T2);
+      PrefetchLine(p);
       p += 64;
     }
   }
@@ -803,7 +806,7 @@ constexpr size_t kAttnQ8ScoreGroup = 8, kAttnQ8ValueGroup = 8;  // heads per pas
 // sums are exact. A tile's 16 lanes are its 16 positions: no horizontal sums.
 template <size_t kG>
 HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, float scale, float* scores,
-                              float* maxes) {
+                              float* maxes, PrefetchRun& values_ahead) {
   const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos, end = keys.first + n_pos;
   const size_t tb = KeyTiles::tile_bytes(hd), sb = KeyTiles::scale_bytes(hd);
   float dq[kG][KeyTiles::kMaxBlocks];
@@ -823,10 +826,13 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
   for (size_t g = 0; g < kG; ++g) mx[g] = _mm512_set1_ps(-HUGE_VALF);
   for (size_t j0 = keys.first / KeyTiles::kPos * KeyTiles::kPos; j0 < end; j0 += KeyTiles::kPos) {
     const auto* tile = reinterpret_cast<const uint8_t*>(keys.data) + j0 / KeyTiles::kPos * tb;
-    // The tile two ahead, a line with each load of this one (scales first).
+    // The tile four ahead into L2, a line with each load of this one (scales first); and two
+    // lines of the first value chunk.
     const bool ahead = j0 + 5 * KeyTiles::kPos <= end;
     if (ahead)
-      for (size_t o = 0; o < sb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(tile + 4 * tb + o), _MM_HINT_T2);
+      for (size_t o = 0; o < sb; o += 64) PrefetchLine(tile + 4 * tb + o);
+    values_ahead.Step();
+    values_ahead.Step();
     __m512 s[kG];
 #pragma GCC unroll 16
     for (size_t g = 0; g < kG; ++g) s[g] = _mm512_setzero_ps();
@@ -835,7 +841,7 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
       __m512i kv[8];
 #pragma GCC unroll 8
       for (size_t c = 0; c < 8; ++c) {
-        if (ahead) _mm_prefetch(reinterpret_cast<const char*>(q + 64 * c + 4 * tb), _MM_HINT_T2);
+        if (ahead) PrefetchLine(q + 64 * c + 4 * tb);
         kv[c] = _mm512_xor_si512(_mm512_load_si512(q + 64 * c), flip);
       }
       const __m512 dk = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(tile + b * 32)));
@@ -1030,7 +1036,7 @@ constexpr size_t kAttnQ8ScoreGroup = 4, kAttnQ8ValueGroup = 8;
 // tile's 16 positions as two halves of 8. Each block's |k| is computed once for all heads.
 template <size_t kG>
 HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, float scale, float* scores,
-                              float* maxes) {
+                              float* maxes, PrefetchRun& values_ahead) {
   const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos, end = keys.first + n_pos;
   const size_t tb = KeyTiles::tile_bytes(hd), sb = KeyTiles::scale_bytes(hd);
   float dq[kG][KeyTiles::kMaxBlocks];
@@ -1048,6 +1054,8 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
     const bool ahead = j0 + 3 * KeyTiles::kPos <= end;
     if (ahead)
       for (size_t o = 0; o < sb; o += 64) hwy::Prefetch(tile + 2 * tb + o);
+    values_ahead.Step();
+    values_ahead.Step();
     __m256 s[kG][2];
 #pragma GCC unroll 16
     for (size_t g = 0; g < kG; ++g) s[g][0] = s[g][1] = _mm256_setzero_ps();
@@ -1201,10 +1209,13 @@ void AttendQ8Tiles(const KeyTiles& keys, const MatrixView& values, const quant::
                    float scale, float* scores, float* out, float* lse) {
   const size_t n_pos = keys.n_pos, hd = keys.head_dim, nb = KeyTiles::n_block(hd);
   float maxes[kAttnQ8MaxGroup];
+  // The first chunk of value rows, into L2 while the keys are scored (two lines per key tile;
+  // ValueRowsQ8 prefetches each next chunk itself).
+  PrefetchRun values_ahead = NextValueChunk(values, 0);
   for (size_t g0 = 0; g0 < group; g0 += kAttnQ8ScoreGroup) {
     const size_t ng = group - g0 < kAttnQ8ScoreGroup ? group - g0 : kAttnQ8ScoreGroup;
     with_count<kAttnQ8ScoreGroup>(ng, [&](auto k) {
-      KeyTileScores<decltype(k)::value>(keys, qb + g0 * nb, scale, scores + g0 * n_pos, maxes + g0);
+      KeyTileScores<decltype(k)::value>(keys, qb + g0 * nb, scale, scores + g0 * n_pos, maxes + g0, values_ahead);
     });
   }
   float inv[kAttnQ8MaxGroup];
