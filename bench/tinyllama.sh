@@ -6,7 +6,8 @@
 # Q4_K_M takes a few minutes), measures this machine's read bandwidth, then runs both engines
 # alternately on the same files: pp64 + tg64 and pp512 + tg64 (best of 3), tg64 after 1024
 # and 4096 tokens of context (one run each: the context alone takes minutes), tg64 with both
-# engines' q8_0 KV cache at depth 0 and after the deepest context, and time to
+# engines' q8_0 KV cache at depth 0 and after the deepest context, ember's decode at the deepest
+# context against depth 0 (`ember-cli bench --rounds`, both KV types), and time to
 # first token + peak RSS (fresh processes, warm page cache). The peer is llama.cpp's own
 # llama-bench, built from the llama-cpp-python 0.3.36 PyPI source distribution
 # with the flags of ../shared/design/MODELS.md (bench/build_llama_bench.sh, once); time to
@@ -53,6 +54,12 @@ for q in $models; do
   for d in 0 $((deepest - 64)); do
     python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 64 -n 64 --depth "$d" \
       --repeat $([ "$d" = 0 ] && echo 3 || echo 1) --kv q8_0 --bandwidth "$bw"
+  done
+  # ember's decode after the deepest context against depth 0 in the same minutes (issue #3's
+  # "no more than 15% slower"): 8 alternating rounds of 16 tokens, the median ratio.
+  for kv in f16 q8_0; do
+    echo "ember, $kv KV: $($cli bench -m "$m" -t "$threads" -p 64 -n 16 --depth $((deepest - 64)) --rounds 8 \
+      --kv-type $kv 2>/dev/null | grep 'rounds of')"
   done
   python3 bench/ttft_rss.py --ember $cli -m "$m" -t "$threads"
 done
