@@ -282,8 +282,9 @@ class KvCache {
   size_t head_dim_ = 0;
   size_t tile_bytes_ = 0;
   // Zero-filled, in huge pages where the OS gives them: decode at depth reads every layer's
-  // cache once per token, and with 4 KiB pages each page of it was a TLB miss (attention_bench
-  // --q8 --layers=22 4096, alternating: 374-404 -> 297-317 us per layer; f16 821-847 -> 759-803).
+  // cache once per token, and in 4 KiB pages that pass most likely missed the TLB on each page
+  // (inferred: no counters on the machine that measured it; attention_bench --q8 --layers=22
+  // 4096, alternating: 374-404 -> 297-317 us per layer; f16 821-847 -> 759-803).
   static LargeBuffer allocate(size_t bytes) {
     LargeBuffer b(bytes);
     if (bytes && !b.data()) {
