@@ -432,7 +432,7 @@ int run(const Args& a) {
         d0 = generate(*b0, round);
       }
       tg_s += d, tg0_s += d0;
-      ratios.push_back(d0 / d);  // tokens/s at depth over tokens/s at 0
+      if (n_gen > 0) ratios.push_back(d0 / d);  // tokens/s at depth over tokens/s at 0 (none with -n 0)
     }
     const double pp = double(n_prompt) / pp_s, tg = n_gen ? double(n_gen * n_round) / tg_s : 0.0;
     const double tg0 = paired && n_gen ? double(n_gen * n_round) / tg0_s : 0.0;

@@ -264,14 +264,16 @@ void QuantRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, f
 // Tokens per pass over a group's weights.
 constexpr size_t kPackedTok = EMBER_INT8_VNNI ? 8 : 4;
 
+// One line into L2: highway-inl.hpp's PrefetchL2, restated here because the VNNI copy of this
+// file is compiled under other target attributes, which PrefetchL2 cannot be inlined into.
+HWY_INLINE void PrefetchLine(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T2); }
+
 // A run of cache lines to prefetch a line at a time, spread over a loop's steps (Step once
 // per step): a burst of prefetches as long as a chunk waits on the core's few line-fill
 // buffers and stalls the loop, one per step does not. The caller gives it enough steps.
 // Into L2 (hint T2): with T0 the q8_0 attention's value pass stalled on the prefetches
-// themselves (perf annotate; attention_bench --q8 --layers=22 4096 331-350 -> 315-316 us).
-// One line into L2 (hint T2; see PrefetchRun).
-HWY_INLINE void PrefetchLine(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T2); }
-
+// themselves (perf annotate; attention_bench --q8 --layers=22 4096 331-350 -> 315-316 us, one
+// run of 419).
 struct PrefetchRun {
   const uint8_t* p = nullptr;
   const uint8_t* end = nullptr;
