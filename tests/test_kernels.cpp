@@ -868,6 +868,48 @@ TEST_CASE("kernels: x16 packed matmul matches Reference, and its bits depend on 
   }
 }
 
+TEST_CASE("kernels: x16 K-quant kernels keep Reference's bits at the largest quants, scales and activations") {
+  // The Q6_K kernel sums scale * activation * 4 q in int32 over a super-block: with every
+  // quant 63, every scale -128 and every activation -127 (inputs of -1) that sum is near
+  // 256 * 252 * 128 * 127, under 2^31. Q4_K's largest case too (quants 15, scales 63).
+  if (!Highway::vnni_available()) return;
+  for (DType t : {DType::Q6_K, DType::Q4_K}) {
+    INFO(ember::name(t));
+    const size_t n_row = 16, n_col = 512, rb = ember::row_bytes(t, n_col);
+    Buffer w_buf(n_row * rb, 0);
+    for (size_t r = 0; r < n_row; ++r)
+      for (size_t b = 0; b < n_col / 256; ++b) {
+        unsigned char* blk = w_buf.data() + r * rb + b * ember::row_bytes(t, 256);
+        if (t == DType::Q6_K) {
+          ember::quant::BlockQ6_K q;
+          std::memset(q.ql, 0xff, sizeof(q.ql));
+          std::memset(q.qh, 0xff, sizeof(q.qh));
+          std::memset(q.scales, 0x80, sizeof(q.scales));  // -128
+          q.d_f16 = ember::f32_to_f16(r % 2 ? -1.0f : 0.5f);
+          std::memcpy(blk, &q, sizeof(q));
+        } else {
+          ember::quant::BlockQ4_K q;
+          std::memset(q.qs, 0xff, sizeof(q.qs));
+          std::memset(q.scales, 0xff, sizeof(q.scales));  // every 6-bit scale and min 63
+          q.d_f16 = ember::f32_to_f16(0.5f);
+          q.dmin_f16 = ember::f32_to_f16(r % 2 ? 0.25f : 0.0f);
+          std::memcpy(blk, &q, sizeof(q));
+        }
+      }
+    MatrixView w{t, w_buf.data(), n_row, n_col, rb};
+    Buffer packed(ember::kernels::packed_bytes(t, n_row, n_col), 0);  // 64-byte aligned, as Model::load's
+    ember::kernels::pack_groups(w, reinterpret_cast<std::byte*>(packed.data()), 0, 1);
+    std::vector<float> x(2 * n_col, -1.0f);
+    for (size_t j = 0; j < n_col; ++j) x[n_col + j] = j % 2 ? 1.0f : -1.0f;
+    std::vector<float> ref(2 * n_row), got(2 * n_row);
+    Reference::matmul(w, x.data(), n_col, 2, ref.data(), n_row, 0, n_row);
+    w.packed = reinterpret_cast<const std::byte*>(packed.data());
+    Highway::matmul(w, x.data(), n_col, 2, got.data(), n_row, 0, n_row);
+    CHECK(std::memcmp(got.data(), ref.data(), got.size() * sizeof(float)) == 0);
+    CHECK(std::fabs(ref[0]) > 1e5);  // the large case: 0.5 / 128 * 128 * 128 * 31 * 256 for Q6_K
+  }
+}
+
 TEST_CASE("kernels: matmul past one chunk of tokens equals token-by-token calls") {
   // Activations are quantized kTokenChunk tokens at a time; crossing a chunk
   // boundary must change nothing.

@@ -650,78 +650,67 @@ HWY_INLINE void PackedQ4KGroup(const uint8_t* HWY_RESTRICT rec, size_t n_sb, con
 
 // Q6_K in the x16 layout (packed.hpp), VNNI only, Reference's bits as for Q4_K: per row and
 // super-block the integer isum = sum over groups s of scale_s * sum(a * (q - 32)), computed
-// as sum_s scale_s * sum(a * q) - 32 * sum_s scale_s * bsum_s (q = 0..63 unsigned, as
-// vpdpbusd takes it), then double(d * a.d) * isum added in block order.
+// as (sum_s scale_s * sum(a * 4 q)) / 4 - 32 * sum_s scale_s * bsum_s (4 q = 0..252 unsigned,
+// as the layout holds it and vpdpbusd takes it; the first sum's magnitude is at most
+// 256 * 252 * 128 * 128 < 2^31), then double(d * a.d) * isum added in block order.
 template <size_t kTok>
 HWY_INLINE void PackedQ6KGroup(const uint8_t* HWY_RESTRICT rec, size_t n_sb, const quant::BlockQ8_K* const* act,
                                float (*out)[kPackRows]) {
-  const __m512i low4 = _mm512_set1_epi8(0x0f), high2 = _mm512_set1_epi8(0x30);
+  constexpr int kSelect = 0xca;  // vpternlogd: first operand ? second : third, per bit
+  const __m512i top6 = _mm512_set1_epi8(char(0xfc)), low2 = _mm512_set1_epi8(0x03), low4 = _mm512_set1_epi8(0x0f);
   HWY_ALIGN double sum[kTok][kPackRows];
   for (size_t k = 0; k < kTok; ++k)
     for (size_t h = 0; h < 2; ++h) _mm512_store_pd(sum[k] + 8 * h, _mm512_setzero_pd());
   for (size_t b = 0; b < n_sb; ++b, rec += kQ6KRecordBytes) {
-    // The quants' lines are prefetched at their first load (LoadPrefetch), the scales and d here.
+    // The quants' lines are prefetched at their load (LoadPrefetch), the scales and d here.
     PrefetchAhead<kQ6KRecordBytes - 3072>(rec + 3072);
     const uint8_t* scales = rec + 3072;
     __m512i isum[kTok];
     for (size_t k = 0; k < kTok; ++k) isum[k] = _mm512_setzero_si512();
-    for (size_t h = 0; h < 2; ++h) {    // elements 128 h ..
-      for (size_t t = 0; t < 4; ++t) {  // quarter t: low (t < 2) or high nibbles of ql chunks 16 h + 8 (t % 2) ..
-        __m512i q[8];
-        for (size_t j = 0; j < 8; ++j) {
-          const uint8_t* lp = rec + 64 * (16 * h + 8 * (t % 2) + j);
-          const uint8_t* hp = rec + 2048 + 64 * (8 * h + j);
-          const __m512i ql = t < 2 ? LoadPrefetch(lp) : _mm512_load_si512(lp);
-          const __m512i qh = t == 0 ? LoadPrefetch(hp) : _mm512_load_si512(hp);
-          const __m512i lo = _mm512_and_si512(t < 2 ? ql : _mm512_srli_epi16(ql, 4), low4);
-          // bits 2t, 2t + 1 of qh to bits 4, 5 (16-bit shifts: the bits crossing a byte are masked off)
-          const __m512i hb = t == 0   ? _mm512_slli_epi16(qh, 4)
-                             : t == 1 ? _mm512_slli_epi16(qh, 2)
-                             : t == 2 ? qh
-                                      : _mm512_srli_epi16(qh, 2);
-          q[j] = _mm512_or_si512(lo, _mm512_and_si512(hb, high2));
-        }
-        const size_t s = 8 * h + 2 * t;  // groups s (j < 4) and s + 1
-        const __m512i sc0 = _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s)));
-        const __m512i sc1 =
-            _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * s + 16)));
-#pragma GCC unroll 8
-        for (size_t k = 0; k < kTok; ++k) {
-          const int8_t* a = act[k][b].qs + 128 * h + 32 * t;
-          __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-          __m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
-#pragma GCC unroll 2
-          for (size_t j = 0; j < 4; j += 2) {
-            s0 = _mm512_dpbusd_epi32(s0, q[j], _mm512_set1_epi32(LoadI32(a + 4 * j)));
-            s1 = _mm512_dpbusd_epi32(s1, q[j + 4], _mm512_set1_epi32(LoadI32(a + 16 + 4 * j)));
-            s2 = _mm512_dpbusd_epi32(s2, q[j + 1], _mm512_set1_epi32(LoadI32(a + 4 * j + 4)));
-            s3 = _mm512_dpbusd_epi32(s3, q[j + 5], _mm512_set1_epi32(LoadI32(a + 16 + 4 * j + 4)));
-          }
-          s0 = _mm512_add_epi32(s0, s2);
-          s1 = _mm512_add_epi32(s1, s3);
-          isum[k] =
-              _mm512_add_epi32(isum[k], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
-        }
+    for (size_t s = 0; s < 16; s += 2) {  // groups s and s + 1
+      // w[4 u + i]: elements 16 (s + u) + 4 i .. 4 i + 3 of the 16 rows, times 4.
+      __m512i w[8];
+      for (size_t u = 0; u < 2; ++u) {
+        const uint8_t* c = rec + 64 * 3 * (s + u);
+        const __m512i v0 = LoadPrefetch(c), v1 = LoadPrefetch(c + 64), v2 = LoadPrefetch(c + 128);
+        w[4 * u] = _mm512_and_si512(v0, top6);
+        w[4 * u + 1] = _mm512_and_si512(v1, top6);
+        w[4 * u + 2] = _mm512_and_si512(v2, top6);
+        // The fourth quant's bits 0-1 sit in v0, 2-3 in v1, 4-5 in v2, each in bits 0-1: joined
+        // by selects of 16-bit shifts (the bits a shift moves across bytes are never selected),
+        // then moved up by 2.
+        const __m512i f01 = _mm512_ternarylogic_epi32(low2, v0, _mm512_slli_epi16(v1, 2), kSelect);
+        const __m512i f012 = _mm512_ternarylogic_epi32(low4, f01, _mm512_slli_epi16(v2, 4), kSelect);
+        w[4 * u + 3] = _mm512_and_si512(_mm512_slli_epi16(f012, 2), top6);
       }
-    }
-    // The scales of groups 2i and 2i + 1 as int16 pairs, row r in 32-bit lane r, for the
-    // correction sum_s scale_s * bsum_s by vpdpwssd against the bsums' pairs.
-    __m512i pairs[8];
-    for (size_t i = 0; i < 8; ++i) {
-      const __m128i even = _mm_load_si128(reinterpret_cast<const __m128i*>(scales + 32 * i));
-      const __m128i odd = _mm_load_si128(reinterpret_cast<const __m128i*>(scales + 32 * i + 16));
-      pairs[i] = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi8(even, odd)),
-                                                              _mm_unpackhi_epi8(even, odd), 1));
+      // Row r's scales of groups s and s + 1 as the int16 halves of 32-bit lane r.
+      const __m512i pair = _mm512_cvtepi8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(scales + 16 * s)));
+      const __m512i sc0 = _mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16), sc1 = _mm512_srai_epi32(pair, 16);
+#pragma GCC unroll 8
+      for (size_t k = 0; k < kTok; ++k) {
+        const int8_t* a = act[k][b].qs + 16 * s;
+        __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], _mm512_set1_epi32(LoadI32(a)));
+        __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[1], _mm512_set1_epi32(LoadI32(a + 4)));
+        __m512i s2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[4], _mm512_set1_epi32(LoadI32(a + 16)));
+        __m512i s3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[5], _mm512_set1_epi32(LoadI32(a + 20)));
+        s0 = _mm512_dpbusd_epi32(s0, w[2], _mm512_set1_epi32(LoadI32(a + 8)));
+        s1 = _mm512_dpbusd_epi32(s1, w[3], _mm512_set1_epi32(LoadI32(a + 12)));
+        s2 = _mm512_dpbusd_epi32(s2, w[6], _mm512_set1_epi32(LoadI32(a + 24)));
+        s3 = _mm512_dpbusd_epi32(s3, w[7], _mm512_set1_epi32(LoadI32(a + 28)));
+        isum[k] = _mm512_add_epi32(isum[k], _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc0),
+                                                             _mm512_mullo_epi32(_mm512_add_epi32(s2, s3), sc1)));
+      }
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 3328)));
     for (size_t k = 0; k < kTok; ++k) {
-      __m512i corr = _mm512_setzero_si512();  // sum_s scale_s * bsum_s
+      __m512i corr = _mm512_setzero_si512();  // sum_s scale_s * bsum_s, by vpdpwssd of the scale pairs
       for (size_t i = 0; i < 8; ++i) {
         int32_t bsum_pair;
         std::memcpy(&bsum_pair, act[k][b].bsums + 2 * i, sizeof(bsum_pair));
-        corr = _mm512_dpwssd_epi32(corr, pairs[i], _mm512_set1_epi32(bsum_pair));
+        const __m512i pair = _mm512_cvtepi8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(scales + 32 * i)));
+        corr = _mm512_dpwssd_epi32(corr, pair, _mm512_set1_epi32(bsum_pair));
       }
-      const __m512i is = _mm512_sub_epi32(isum[k], _mm512_slli_epi32(corr, 5));
+      const __m512i is = _mm512_sub_epi32(_mm512_srai_epi32(isum[k], 2), _mm512_slli_epi32(corr, 5));
       const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(act[k][b].d));
       for (size_t h = 0; h < 2; ++h) {
         const __m512d d64 = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(dd, 1) : _mm512_castps512_ps256(dd));

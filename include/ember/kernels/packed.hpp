@@ -55,11 +55,14 @@ inline constexpr size_t packed_groups(size_t n_row) { return (n_row + kPackRows 
 inline constexpr size_t kQ4KRecordBytes = 2048 + 128 + 256 + 64;
 
 // Q6_K's x16 record: one super-block of 16 rows, 3392 bytes (16 blocks are 3360; 32 bytes of
-// padding keep every record 64-byte aligned), records back to back:
-//   ql      32 chunks of 64 bytes: chunk c holds, for r = 0..15, ql[4c .. 4c + 3] of row r at
-//           byte 4 r;
-//   qh      16 chunks of 64 bytes, the same for qh[4c .. 4c + 3];
-//   scales  16 x 16 bytes: byte 16 s + r = the int8 scale of group s (elements 16 s ..) of row r;
+// padding keep every record 64-byte aligned), records back to back. The 6-bit quants q (0..63,
+// the file's ql and qh joined) are rearranged so that each comes out of a byte in one or two
+// vector operations, times 4:
+//   quants  48 chunks of 64 bytes, three per group s of 16 elements: in chunk 3 s + i
+//           (i = 0..2), byte 4 r + k of row r holds q[16 s + 4 i + k] << 2 in bits 2..7 and
+//           bits 2 i, 2 i + 1 of q[16 s + 12 + k] in bits 0..1;
+//   scales  8 x 32 bytes: bytes 32 i + 2 r and 32 i + 2 r + 1 = the int8 scales of groups 2 i
+//           and 2 i + 1 of row r (sign-extended to int16 they are one 32-bit lane per row);
 //   d       16 f16, then 32 bytes of zeros.
 inline constexpr size_t kQ6KRecordBytes = 2048 + 1024 + 256 + 32 + 32;
 // Quant bytes of one block of 16 rows (n_chunk * 64).
@@ -137,16 +140,22 @@ inline void pack_q4_k(const MatrixView& w, std::byte* out, size_t g_begin, size_
 }
 
 inline void pack_q6_k(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
-  pack_superblocks<quant::BlockQ6_K, kQ6KRecordBytes>(w, out, g_begin, g_end,
-                                                      [](const quant::BlockQ6_K& blk, std::byte* rec, size_t r) {
-                                                        for (size_t c = 0; c < 32; ++c)
-                                                          std::memcpy(rec + 64 * c + 4 * r, blk.ql + 4 * c, 4);
-                                                        for (size_t c = 0; c < 16; ++c)
-                                                          std::memcpy(rec + 2048 + 64 * c + 4 * r, blk.qh + 4 * c, 4);
-                                                        for (size_t s = 0; s < 16; ++s)
-                                                          std::memcpy(rec + 3072 + 16 * s + r, blk.scales + s, 1);
-                                                        std::memcpy(rec + 3328 + 2 * r, &blk.d_f16, 2);
-                                                      });
+  pack_superblocks<quant::BlockQ6_K, kQ6KRecordBytes>(
+      w, out, g_begin, g_end, [](const quant::BlockQ6_K& blk, std::byte* rec, size_t r) {
+        uint8_t q[256];  // element 128 h + 32 t + l, as quant::dequantize_block reads it
+        for (size_t h = 0; h < 2; ++h)
+          for (size_t t = 0; t < 4; ++t)
+            for (size_t l = 0; l < 32; ++l)
+              q[128 * h + 32 * t + l] = uint8_t(((blk.ql[64 * h + 32 * (t % 2) + l] >> (4 * (t / 2))) & 0x0f) |
+                                                ((blk.qh[32 * h + l] >> (2 * t)) & 3) << 4);
+        for (size_t s = 0; s < 16; ++s)
+          for (size_t i = 0; i < 3; ++i)
+            for (size_t k = 0; k < 4; ++k)
+              rec[64 * (3 * s + i) + 4 * r + k] =
+                  std::byte(uint8_t(q[16 * s + 4 * i + k] << 2) | ((q[16 * s + 12 + k] >> (2 * i)) & 3));
+        for (size_t s = 0; s < 16; ++s) std::memcpy(rec + 3072 + 32 * (s / 2) + 2 * r + s % 2, blk.scales + s, 1);
+        std::memcpy(rec + 3328 + 2 * r, &blk.d_f16, 2);
+      });
 }
 
 }  // namespace packed_detail
