@@ -5,15 +5,23 @@ Alternates the two engines REPEAT times and keeps each one's best run. llama.cpp
 llama-bench (--llama-bench PATH, built by bench/build_llama_bench.sh from the llama-cpp-python
 source distribution with MODELS.md's flags), or else the llama_cpp Python package built from
 that same source, timed around its eval calls.
+
+The roofline share of a generation rate is its tokens/s times the file's bytes over the read
+bandwidth: a fixed --bandwidth, or with --membw PATH (bench/membw) a probe run with the same
+threads right before and right after each engine's run, so that a rate is set against the
+bandwidth of its own seconds: this VM's read bandwidth jumps between ~34 and ~55 GB/s from one
+second to the next, so a run counts only where its two probes agree within 10%. The table then
+gives the median of the counted runs' shares, and stderr each run's probes and share.
 Usage: decode_vs_llamacpp.py --ember build/release/examples/ember-cli -m MODEL.gguf [--llama-bench PATH]
+       [--bandwidth GBPS | --membw PATH]
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
+import sys
 import time
-
-from llama_cpp import Llama, llama_cpp
 
 
 def ember(cli, model, n_prompt, n_gen, threads, depth, kv):
@@ -71,34 +79,57 @@ def main():
     ap.add_argument("--kv", choices=("f16", "q8_0"), default="f16",
                     help="KV cache type of both engines (llama.cpp's q8_0 values need its flash attention)")
     ap.add_argument("--llama-bench", help="llama.cpp's llama-bench binary (else the llama_cpp Python package)")
+    ap.add_argument("--membw", help="bench/membw: probe the read bandwidth around every run")
     a = ap.parse_args()
-    kv_args = {"type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0,
-               "flash_attn": True} if a.kv == "q8_0" else {}
     if a.llama_bench:
         peer = lambda: llama_bench(a.llama_bench, a.model, a.p, a.n, a.t, a.depth, a.kv)
     else:
+        from llama_cpp import Llama, llama_cpp  # only this path needs the Python package
+        kv_args = {"type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0,
+                   "flash_attn": True} if a.kv == "q8_0" else {}
         llm = Llama(model_path=a.model, n_ctx=a.depth + a.p + a.n + 8, n_batch=max(a.p, 1), n_threads=a.t,
                     n_threads_batch=a.t, verbose=False, **kv_args)
         n_vocab = llm.n_vocab()
         peer = lambda: llama(llm, a.p, a.n, n_vocab, a.depth)
+    size = os.path.getsize(a.model)
+    probe = lambda: float(subprocess.run([a.membw, str(a.t)], check=True, capture_output=True,
+                                         text=True).stdout.split()[-1])
     best = {"ember": [0, 0], "llama.cpp": [0, 0]}
-    for _ in range(a.repeat):
+    shares = {"ember": [], "llama.cpp": []}
+    for r in range(a.repeat):
         for name, fn in (("ember", lambda: ember(a.ember, a.model, a.p, a.n, a.t, a.depth, a.kv)),
                          ("llama.cpp", peer)):
+            before = probe() if a.membw else 0
             pp, tg = fn()
             best[name] = [max(best[name][0], pp), max(best[name][1], tg)]
+            if a.membw:
+                after = probe()
+                share = tg * size / ((before + after) / 2 * 1e9)
+                steady = abs(before - after) <= 0.1 * max(before, after)
+                if steady:
+                    shares[name].append(share)
+                print(f"round {r + 1} {name}: membw {before:.1f} / {after:.1f} GB/s, tg {tg:.1f} t/s, "
+                      f"{100 * share:.0f}% of roofline" + ("" if steady else " (probes disagree: not counted)"),
+                      file=sys.stderr)
     e, l = best["ember"], best["llama.cpp"]
     tg = f"tg{a.n}" + (" after " + str(a.depth + a.p) if a.depth or a.p > 64 else "") + (
         ", q8_0 KV" if a.kv == "q8_0" else "")
     # Decode reads every weight once per token: the roofline is bandwidth / file size.
-    roof = a.bandwidth * 1e9 / os.path.getsize(a.model) if a.bandwidth > 0 else 0
-    share = (lambda tg_ts: f" | {100 * tg_ts / roof:.0f}%") if roof else (lambda tg_ts: "")
-    print(f"| engine | pp{a.p} t/s | {tg} t/s" + (" | tg share of roofline" if roof else "") + " |")
-    print("| --- | ---: | ---: |" + (" ---: |" if roof else ""))
-    print(f"| ember | {e[0]:.1f} | {e[1]:.1f}{share(e[1])} |")
+    roof = a.bandwidth * 1e9 / size if a.bandwidth > 0 else 0
+    if a.membw:
+        share = lambda name, tg_ts: (f" | {100 * statistics.median(shares[name]):.0f}% of {len(shares[name])}"
+                                     if shares[name] else " | no steady run")
+    elif roof:
+        share = lambda name, tg_ts: f" | {100 * tg_ts / roof:.0f}%"
+    else:
+        share = lambda name, tg_ts: ""
+    col = " | tg share of roofline" + (" (median of steady runs)" if a.membw else "") if roof or a.membw else ""
+    print(f"| engine | pp{a.p} t/s | {tg} t/s{col} |")
+    print("| --- | ---: | ---: |" + (" ---: |" if col else ""))
+    print(f"| ember | {e[0]:.1f} | {e[1]:.1f}{share('ember', e[1])} |")
     peer_name = "llama-bench" if a.llama_bench else "llama.cpp (Python binding)"
-    print(f"| {peer_name} | {l[0]:.1f} | {l[1]:.1f}{share(l[1])} |")
-    print(f"| ember / {peer_name} | {e[0] / l[0]:.2f}x | {e[1] / l[1]:.2f}x" + (" |" if not roof else " | |"))
+    print(f"| {peer_name} | {l[0]:.1f} | {l[1]:.1f}{share('llama.cpp', l[1])} |")
+    print(f"| ember / {peer_name} | {e[0] / l[0]:.2f}x | {e[1] / l[1]:.2f}x" + (" | |" if col else " |"))
 
 if __name__ == "__main__":
     main()

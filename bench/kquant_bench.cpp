@@ -25,6 +25,7 @@
 #include <vector>
 
 #define EMBER_IMPLEMENTATION
+#include "ember/core/large_buffer.hpp"
 #include "ember/kernels/kernels.hpp"
 #include "ember/kernels/packed.hpp"
 #include "ember/kernels/xsimd.hpp"
@@ -169,7 +170,8 @@ int main(int argc, char** argv) {
       const size_t n_copy = cold ? 16 : 1;
       const bool pack = packed && !use_xsimd && Highway::packs(t);
       const size_t bytes = pack ? ember::kernels::packed_bytes(t, n_row, n_col) : w_data.size();
-      std::vector<std::byte> copies(n_copy * (bytes + 64) + 64);
+      // In huge pages where the kernel grants them, as Model::load's packed copies are.
+      const ember::LargeBuffer copies(n_copy * (bytes + 64) + 64);
       std::vector<MatrixView> views(n_copy, w_file);
       for (size_t c = 0; c < n_copy; ++c) {
         const uintptr_t at = reinterpret_cast<uintptr_t>(copies.data()) + c * (bytes + 64);

@@ -4,9 +4,9 @@
 //
 // The roofline must be the most this machine can read, or a kernel can beat it: so the
 // buffer sits on huge pages when the kernel gives them (as ember's packed weights do), the
-// threads start before the clock does, and the loops are plain 64-bit sums, 32-byte vector
-// sums, and vector sums with software prefetch a few KiB ahead (as ember's decode kernels
-// read). The best loop's GB/s is printed; `-v` prints each loop's too, on stderr.
+// threads start before the clock does, and the loops are plain 64-bit sums, 32- and 64-byte
+// vector sums, and vector sums with software prefetch a few KiB ahead (into L1, and into L2
+// as ember's decode kernels read). The best loop's GB/s is printed; `-v` prints each loop's too, on stderr.
 //
 //   membw [THREADS] [-v]   prints GB/s (1e9 bytes per second) on one line
 #include <sys/mman.h>
@@ -54,6 +54,37 @@ __attribute__((target("avx2"))) uint64_t sum_avx2(const uint64_t* p, size_t m) {
 }
 #endif
 
+#if defined(__x86_64__)
+// 64-byte vector sums, two lines per step, with software prefetch into L2 (hint T2) 4 KiB
+// ahead, as the x16 decode kernels issue it (kernels/highway_int8-inl.hpp).
+template <bool kPrefetch>
+__attribute__((target("avx512f"))) uint64_t sum_avx512(const uint64_t* p, size_t m) {
+  __m512i a = _mm512_setzero_si512(), b = a;
+  const auto* v = reinterpret_cast<const __m512i*>(p);
+  for (size_t i = 0; i + 16 <= m; i += 16, v += 2) {
+    if constexpr (kPrefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(v) + 4096, _MM_HINT_T2);
+      _mm_prefetch(reinterpret_cast<const char*>(v) + 4096 + 64, _MM_HINT_T2);
+    }
+    a = _mm512_add_epi64(a, _mm512_load_si512(v));
+    b = _mm512_add_epi64(b, _mm512_load_si512(v + 1));
+  }
+  alignas(64) uint64_t out[8];
+  _mm512_store_si512(out, _mm512_add_epi64(a, b));
+  uint64_t s = 0;
+  for (uint64_t x : out) s += x;
+  return s;
+}
+#endif
+
+bool has_avx512() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
 bool has_avx2() {
 #if defined(__x86_64__)
   return __builtin_cpu_supports("avx2");
@@ -95,6 +126,10 @@ int main(int argc, char** argv) {
   if (has_avx2()) {
     loops.push_back({"avx2", sum_avx2<false>});
     loops.push_back({"avx2+prefetch", sum_avx2<true>});
+  }
+  if (has_avx512()) {
+    loops.push_back({"avx512", sum_avx512<false>});
+    loops.push_back({"avx512+pf T2", sum_avx512<true>});
   }
 #endif
 

@@ -4,7 +4,8 @@
 # Builds ember's bench tools and ember-cli, writes TinyLlama-shaped models with random weights
 # in Q4_0, Q8_0 and Q4_K_M with ember's own writer and quantizer (.cache/bench/, about 2.5 GB;
 # Q4_K_M takes a few minutes), measures this machine's read bandwidth, then runs both engines
-# alternately on the same files: pp64 + tg64 and pp512 + tg64 (best of 3), tg64 after 1024
+# alternately on the same files: pp64 + tg64 (best of 5, each run's roofline share against
+# bandwidth probes right around it) and pp512 + tg64 (best of 3), tg64 after 1024
 # and 4096 tokens of context (one run each: the context alone takes minutes), tg64 with both
 # engines' q8_0 KV cache at depth 0 and after the deepest context, ember's decode at the deepest
 # context against depth 0 (`ember-cli bench --rounds`, both KV types), and time to
@@ -30,8 +31,9 @@ for q in $models; do
   f=.cache/bench/tinyllama-$q.gguf
   [ -f "$f" ] || build/bench/bench/make_tinyllama "$f" "$q"
 done
-# The read-bandwidth probe varies a lot on a shared VM (9-20 GB/s within an hour here), so the
-# roofline is the highest of three probes before each model, kept over the whole run.
+# The read-bandwidth probe varies a lot on a shared VM (9-20 GB/s within an hour on the Intel
+# host, ~34 or ~55 GB/s from one second to the next on the AMD one), so the roofline of the
+# other runs is the highest of three probes before each model, kept over the whole run.
 bw=0
 probe() {
   for _ in 1 2 3; do bw=$(printf '%s\n%s\n' "$bw" "$(build/bench/bench/membw "$threads")" | sort -g | tail -1); done
@@ -42,9 +44,11 @@ for q in $models; do
   m=.cache/bench/tinyllama-$q.gguf
   probe
   echo "### $q, $threads threads ($(stat -c %s "$m") bytes)"
-  for p in 64 512; do
-    python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p "$p" -n 64 --bandwidth "$bw"
-  done
+  # tg64's share of the roofline twice: against the probes right before and after each run (5
+  # rounds, runs whose probes disagree by more than 10% not counted), and against the best probe.
+  python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 64 -n 64 --repeat 5 \
+    --membw build/bench/bench/membw
+  python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 512 -n 64 --bandwidth "$bw"
   for d in $depths; do
     python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 64 -n 64 --depth $((d - 64)) \
       --repeat 1 --bandwidth "$bw"
