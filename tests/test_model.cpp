@@ -192,29 +192,6 @@ TEST_CASE_TEMPLATE("logits are bit-identical for any thread count and batch spli
   }
 }
 
-TEST_CASE("LargeBuffer: zero-filled and writable, on a 2 MiB boundary from 2 MiB up, movable") {
-  // The packed weights share one such buffer (Model::load), so that huge pages can cover it.
-  for (size_t bytes : {size_t(100), size_t(4096), (size_t(2) << 20) + 12345, size_t(5) << 20}) {
-    INFO(bytes);
-    ember::LargeBuffer b(bytes);
-    REQUIRE(b.data() != nullptr);
-    CHECK(b.size() == bytes);
-    CHECK(reinterpret_cast<uintptr_t>(b.data()) % 64 == 0);
-#if EMBER_LARGE_BUFFER_MMAP
-    if (bytes >= (size_t(2) << 20)) CHECK(reinterpret_cast<uintptr_t>(b.data()) % (size_t(2) << 20) == 0);
-#endif
-    bool zero = true;
-    for (size_t i = 0; i < bytes; i += 511) zero = zero && b.data()[i] == std::byte{0};
-    CHECK(zero);
-    CHECK(b.data()[bytes - 1] == std::byte{0});
-    b.data()[0] = std::byte{1};
-    b.data()[bytes - 1] = std::byte{2};  // the last byte is mapped (ASan: also for the heap path)
-    ember::LargeBuffer moved(std::move(b));
-    CHECK(b.data() == nullptr);
-    CHECK(moved.data()[bytes - 1] == std::byte{2});
-  }
-}
-
 TEST_CASE("bad models and bad calls give clear errors") {
   {
     const auto bytes = tiny_llama(ember::DType::F32, {.n_layer = 2, .drop_a_tensor = true});

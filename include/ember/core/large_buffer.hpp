@@ -7,7 +7,6 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -29,24 +28,12 @@ class LargeBuffer {
   explicit LargeBuffer(size_t bytes) {
     if (bytes == 0) return;
 #if EMBER_LARGE_BUFFER_MMAP
-    // From 2 MiB up the start is placed on a 2 MiB boundary (mapped 2 MiB longer, the
-    // excess unmapped), so that huge pages can cover the buffer from its first byte.
-    constexpr size_t kHuge = size_t(2) << 20, kPage = 4096;
-    const size_t extra = bytes >= kHuge ? kHuge : 0;
-    void* p = ::mmap(nullptr, bytes + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return;
-    auto* start = static_cast<std::byte*>(p);
-    if (extra) {
-      const auto at = reinterpret_cast<uintptr_t>(p);
-      const size_t head = (kHuge - at % kHuge) % kHuge, end = head + (bytes + kPage - 1) / kPage * kPage;
-      if (head) ::munmap(p, head);
-      if (end < bytes + extra) ::munmap(start + end, bytes + extra - end);
-      start += head;
-    }
 #ifdef MADV_HUGEPAGE
-    ::madvise(start, bytes, MADV_HUGEPAGE);  // advice only: fine if refused
+    ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: fine if refused
 #endif
-    data_ = start;
+    data_ = static_cast<std::byte*>(p);
 #else
     data_ = new (std::align_val_t(64), std::nothrow) std::byte[bytes];
     if (!data_) return;
@@ -67,8 +54,7 @@ class LargeBuffer {
   LargeBuffer& operator=(const LargeBuffer&) = delete;
   ~LargeBuffer() { release(); }
 
-  // With mmap 2 MiB-aligned from 2 MiB up and page-aligned below; else 64-byte aligned.
-  std::byte* data() const { return data_; }
+  std::byte* data() const { return data_; }  // page-aligned with mmap, else 64-byte aligned
   size_t size() const { return size_; }
 
  private:

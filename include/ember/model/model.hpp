@@ -131,7 +131,6 @@ class Model {
     Tokenizer tokenizer;
     std::vector<LargeBuffer> packed;  // what weights' MatrixView::packed point into
     uint64_t packed_bytes = 0;
-    size_t n_packed = 0;       // matrices with a packed copy
     uint64_t fingerprint = 0;  // state::model_fingerprint, taken before pack releases pages
     std::vector<float> norms;  // with packed weights, what weights' norm pointers point into
   };
@@ -163,7 +162,7 @@ class Model {
     // The Impl lives on the heap so views into it (tokenizer, weights) survive moves of Model.
     const uint64_t fingerprint = state::model_fingerprint(h, file);
     auto impl = std::unique_ptr<Impl>(
-        new Impl{std::move(file), std::move(h), std::move(w), std::move(tok), {}, 0, 0, fingerprint});
+        new Impl{std::move(file), std::move(h), std::move(w), std::move(tok), {}, 0, fingerprint});
     if (options.pack_weights) pack(*impl, options);
     return Model(std::move(impl));
   }
@@ -179,56 +178,34 @@ class Model {
   // LoadOptions::pack_weights: an x16 copy of every matrix the backend has a packed kernel
   // for. The token embedding's pages stay (rows are looked up from the file), also when the
   // output projection shares them.
-  // The copies share one buffer, each 64-byte aligned in it, so that huge pages cover them
-  // whole: with a buffer per matrix, the partial 2 MiB at either end of each stayed in 4 KiB
-  // pages (TinyLlama Q4_K_M: 220 of 640 MiB, AnonHugePages of a decoding ember-cli). Where
-  // that one buffer cannot be had, each matrix gets its own, or keeps the file's layout.
   static void pack(Impl& impl, const LoadOptions& options) {
     std::vector<MatrixView*> views;
     for (auto& l : impl.weights.layers)
-      for (MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
-        if (m->data != nullptr && backend_packs(m->dtype)) views.push_back(m);
-    if (impl.weights.output.data != nullptr && backend_packs(impl.weights.output.dtype))
-      views.push_back(&impl.weights.output);
-    const auto bytes_of = [](const MatrixView* m) { return kernels::packed_bytes(m->dtype, m->n_row, m->n_col); };
-    size_t total = 0;
-    for (const MatrixView* m : views) total += (bytes_of(m) + 63) / 64 * 64;
+      for (MatrixView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) views.push_back(m);
+    views.push_back(&impl.weights.output);
     const size_t n_threads = options.n_threads ? options.n_threads : std::max(1u, std::thread::hardware_concurrency());
-    // Writes m's copy into `out` (zero-filled, as pack_groups expects), groups split over threads.
-    const auto pack_into = [&](MatrixView* m, std::byte* out) {
+    for (MatrixView* m : views) {
+      if (m->data == nullptr || !backend_packs(m->dtype)) continue;
+      const size_t n = kernels::packed_bytes(m->dtype, m->n_row, m->n_col);
+      LargeBuffer buffer(n);  // zero-filled, as pack_groups expects
+      if (!buffer.data()) {
+        options.log(LogLevel::warning, "not enough memory for a row-interleaved copy (" + std::to_string(n >> 20) +
+                                           " MiB): this matrix keeps the file's layout");
+        continue;
+      }
       const size_t n_group = kernels::packed_groups(m->n_row);
       const size_t n_task = std::min<size_t>(n_threads, n_group);
       std::vector<std::thread> helpers;
       for (size_t i = 1; i < n_task; ++i)
         helpers.emplace_back(
-            [&, i] { kernels::pack_groups(*m, out, n_group * i / n_task, n_group * (i + 1) / n_task); });
-      kernels::pack_groups(*m, out, 0, n_group / n_task);
+            [&, i] { kernels::pack_groups(*m, buffer.data(), n_group * i / n_task, n_group * (i + 1) / n_task); });
+      kernels::pack_groups(*m, buffer.data(), 0, n_group / n_task);
       for (auto& h : helpers) h.join();
-      m->packed = out;
-      impl.packed_bytes += bytes_of(m);
-      ++impl.n_packed;
+      m->packed = buffer.data();
+      impl.packed_bytes += n;
+      impl.packed.push_back(std::move(buffer));
       if (m->data != impl.weights.token_embd.data)
         impl.file.release_pages({static_cast<const std::byte*>(m->data), m->n_row * m->row_bytes});
-    };
-    if (LargeBuffer all(total); all.data()) {
-      size_t at = 0;
-      for (MatrixView* m : views) {
-        pack_into(m, all.data() + at);
-        at += (bytes_of(m) + 63) / 64 * 64;
-      }
-      impl.packed.push_back(std::move(all));
-    } else {
-      for (MatrixView* m : views) {
-        const size_t n = bytes_of(m);
-        LargeBuffer buffer(n);
-        if (!buffer.data()) {
-          options.log(LogLevel::warning, "not enough memory for a row-interleaved copy (" + std::to_string(n >> 20) +
-                                             " MiB): this matrix keeps the file's layout");
-          continue;
-        }
-        pack_into(m, buffer.data());
-        impl.packed.push_back(std::move(buffer));
-      }
     }
     if (!impl.packed_bytes) return;
     // The norm weights, copied out of the file once its matrices are: read every token, they
@@ -243,7 +220,7 @@ class Model {
       impl.file.release_pages({reinterpret_cast<const std::byte*>(*norms[i]), n * sizeof(float)});
       *norms[i] = impl.norms.data() + i * n;
     }
-    options.log(LogLevel::info, "packed " + std::to_string(impl.n_packed) +
+    options.log(LogLevel::info, "packed " + std::to_string(impl.packed.size()) +
                                     " matrices row-interleaved: " + std::to_string(impl.packed_bytes >> 20) + " MiB");
   }
 
