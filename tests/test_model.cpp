@@ -192,6 +192,24 @@ TEST_CASE_TEMPLATE("logits are bit-identical for any thread count and batch spli
   }
 }
 
+TEST_CASE("LargeBuffer: zero-filled, writable to its last byte, 64-byte aligned, movable") {
+  for (size_t bytes : {size_t(100), size_t(4096), (size_t(2) << 20) + 12345}) {
+    INFO(bytes);
+    ember::LargeBuffer b(bytes);
+    REQUIRE(b.data() != nullptr);
+    CHECK(b.size() == bytes);
+    CHECK(reinterpret_cast<uintptr_t>(b.data()) % 64 == 0);
+    bool zero = true;
+    for (size_t i = 0; i < bytes; i += 511) zero = zero && b.data()[i] == std::byte{0};
+    CHECK(zero);
+    CHECK(b.data()[bytes - 1] == std::byte{0});
+    b.data()[bytes - 1] = std::byte{2};
+    ember::LargeBuffer moved(std::move(b));
+    CHECK(b.data() == nullptr);  // NOLINT(bugprone-use-after-move): the moved-from state is the point
+    CHECK(moved.data()[bytes - 1] == std::byte{2});
+  }
+}
+
 TEST_CASE("bad models and bad calls give clear errors") {
   {
     const auto bytes = tiny_llama(ember::DType::F32, {.n_layer = 2, .drop_a_tensor = true});

@@ -142,17 +142,28 @@ inline void pack_q4_k(const MatrixView& w, std::byte* out, size_t g_begin, size_
 inline void pack_q6_k(const MatrixView& w, std::byte* out, size_t g_begin, size_t g_end) {
   pack_superblocks<quant::BlockQ6_K, kQ6KRecordBytes>(
       w, out, g_begin, g_end, [](const quant::BlockQ6_K& blk, std::byte* rec, size_t r) {
+        // Eight quants at a time in a uint64 (little-endian byte order, as x86 and ARM64 have).
         uint8_t q[256];  // element 128 h + 32 t + l, as quant::dequantize_block reads it
         for (size_t h = 0; h < 2; ++h)
           for (size_t t = 0; t < 4; ++t)
-            for (size_t l = 0; l < 32; ++l)
-              q[128 * h + 32 * t + l] = uint8_t(((blk.ql[64 * h + 32 * (t % 2) + l] >> (4 * (t / 2))) & 0x0f) |
-                                                ((blk.qh[32 * h + l] >> (2 * t)) & 3) << 4);
-        for (size_t s = 0; s < 16; ++s)
-          for (size_t i = 0; i < 3; ++i)
-            for (size_t k = 0; k < 4; ++k)
-              rec[64 * (3 * s + i) + 4 * r + k] =
-                  std::byte(uint8_t(q[16 * s + 4 * i + k] << 2) | ((q[16 * s + 12 + k] >> (2 * i)) & 3));
+            for (size_t l = 0; l < 32; l += 8) {
+              uint64_t lo, hi;
+              std::memcpy(&lo, blk.ql + 64 * h + 32 * (t % 2) + l, 8);
+              std::memcpy(&hi, blk.qh + 32 * h + l, 8);
+              const uint64_t v =
+                  ((lo >> (4 * (t / 2))) & 0x0f0f0f0f0f0f0f0full) | (((hi >> (2 * t)) & 0x0303030303030303ull) << 4);
+              std::memcpy(q + 128 * h + 32 * t + l, &v, 8);
+            }
+        for (size_t s = 0; s < 16; ++s) {
+          uint32_t fourth;
+          std::memcpy(&fourth, q + 16 * s + 12, 4);
+          for (size_t i = 0; i < 3; ++i) {
+            uint32_t v;
+            std::memcpy(&v, q + 16 * s + 4 * i, 4);
+            v = ((v << 2) & 0xfcfcfcfcu) | ((fourth >> (2 * i)) & 0x03030303u);
+            std::memcpy(rec + 64 * (3 * s + i) + 4 * r, &v, 4);
+          }
+        }
         for (size_t s = 0; s < 16; ++s) std::memcpy(rec + 3072 + 32 * (s / 2) + 2 * r + s % 2, blk.scales + s, 1);
         std::memcpy(rec + 3328 + 2 * r, &blk.d_f16, 2);
       });
