@@ -677,8 +677,8 @@ HWY_INLINE void PackedQ6KGroup(const uint8_t* HWY_RESTRICT rec, size_t n_sb, con
         w[4 * u + 1] = _mm512_and_si512(v1, top6);
         w[4 * u + 2] = _mm512_and_si512(v2, top6);
         // The fourth quant's bits 0-1 sit in v0, 2-3 in v1, 4-5 in v2, each in bits 0-1: joined
-        // by selects of 16-bit shifts (the bits a shift moves across bytes are never selected),
-        // then moved up by 2.
+        // by selects of 16-bit shifts, then moved up by 2 (what a shift carries across a byte
+        // is never selected, or is masked off by top6).
         const __m512i f01 = _mm512_ternarylogic_epi32(low2, v0, _mm512_slli_epi16(v1, 2), kSelect);
         const __m512i f012 = _mm512_ternarylogic_epi32(low4, f01, _mm512_slli_epi16(v2, 4), kSelect);
         w[4 * u + 3] = _mm512_and_si512(_mm512_slli_epi16(f012, 2), top6);

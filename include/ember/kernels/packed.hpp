@@ -64,7 +64,7 @@ inline constexpr size_t kQ4KRecordBytes = 2048 + 128 + 256 + 64;
 //   scales  8 x 32 bytes: bytes 32 i + 2 r and 32 i + 2 r + 1 = the int8 scales of groups 2 i
 //           and 2 i + 1 of row r (sign-extended to int16 they are one 32-bit lane per row);
 //   d       16 f16, then 32 bytes of zeros.
-inline constexpr size_t kQ6KRecordBytes = 2048 + 1024 + 256 + 32 + 32;
+inline constexpr size_t kQ6KRecordBytes = 3072 + 256 + 32 + 32;
 // Quant bytes of one block of 16 rows (n_chunk * 64).
 inline constexpr size_t packed_quant_bytes(DType t) { return t == DType::Q8_0 ? 512 : 256; }
 
