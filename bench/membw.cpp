@@ -77,21 +77,12 @@ __attribute__((target("avx512f"))) uint64_t sum_avx512(const uint64_t* p, size_t
 }
 #endif
 
-bool has_avx512() {
+// Whether the CPU has feature F ("avx2", "avx512f"); never off x86.
 #if defined(__x86_64__)
-  return __builtin_cpu_supports("avx512f");
+#define MEMBW_CPU_HAS(F) __builtin_cpu_supports(F)
 #else
-  return false;
+#define MEMBW_CPU_HAS(F) false
 #endif
-}
-
-bool has_avx2() {
-#if defined(__x86_64__)
-  return __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
-}
 
 }  // namespace
 
@@ -123,11 +114,11 @@ int main(int argc, char** argv) {
   };
   std::vector<Named> loops = {{"scalar", sum_scalar}};
 #if defined(__x86_64__)
-  if (has_avx2()) {
+  if (MEMBW_CPU_HAS("avx2")) {
     loops.push_back({"avx2", sum_avx2<false>});
     loops.push_back({"avx2+prefetch", sum_avx2<true>});
   }
-  if (has_avx512()) {
+  if (MEMBW_CPU_HAS("avx512f")) {
     loops.push_back({"avx512", sum_avx512<false>});
     loops.push_back({"avx512+pf T2", sum_avx512<true>});
   }
