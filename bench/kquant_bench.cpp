@@ -5,7 +5,8 @@
 // call reads the matrix once). The weights are random quants with sane scales:
 // throughput does not depend on the values.
 //
-//   kquant_bench [--seconds=S] [--no-vnni] [--packed] [--cold] [--xsimd] [format ...]
+//   kquant_bench [--seconds=S] [--no-vnni] [--no-amx] [--packed] [--cold] [--xsimd] [--tok=N,...]
+//                [--no-ref] [format ...]
 //
 // S is the time spent per measurement (default 0.5); --no-vnni runs the
 // AVX2-style int8 path on AVX-512 targets; --packed gives Highway the x16 copy
@@ -14,7 +15,10 @@
 // a model's layers are in decode) and prints the mean time per call; --xsimd
 // times Xsimd<> (the arch the compiler flags give: build with -march=native
 // for AVX2 / AVX-512) in Highway's column instead; formats
-// by ggml's names (Q4_K ...), default all quantized formats.
+// by ggml's names (Q4_K ...), default all quantized formats. --tok=N,... times those
+// token counts instead of 1 and 8 (prefill: 64 is one chunk of Highway's matmul; with 16 and
+// more, AMX where the CPU has it, --no-amx turns it off); the last column is then the
+// multiply-adds per second. --no-ref skips Reference (slow for many tokens).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -122,13 +126,30 @@ double time_call(F&& f, double budget) {
 int main(int argc, char** argv) {
   double budget = 0.5;
   std::vector<DType> formats;
-  bool packed = false, cold = false, use_xsimd = false;
+  bool packed = false, cold = false, use_xsimd = false, ref_on = true;
+  std::vector<size_t> tokens = {1, 8};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--seconds=", 0) == 0) {
       budget = std::atof(arg.c_str() + 10);
     } else if (arg == "--no-vnni") {
       Highway::set_vnni_enabled(false);
+    } else if (arg == "--no-amx") {
+      Highway::set_amx_enabled(false);
+    } else if (arg == "--no-ref") {
+      ref_on = false;
+    } else if (arg.rfind("--tok=", 0) == 0) {
+      tokens.clear();
+      for (const char* p = arg.c_str() + 6; *p;) {
+        char* end = nullptr;
+        const unsigned long n = std::strtoul(p, &end, 10);
+        if (end == p || n == 0) {
+          std::fprintf(stderr, "bad --tok list %s\n", arg.c_str());
+          return 2;
+        }
+        tokens.push_back(n);
+        p = *end == ',' ? end + 1 : end;
+      }
     } else if (arg == "--packed") {
       packed = true;
     } else if (arg == "--cold") {
@@ -154,11 +175,11 @@ int main(int argc, char** argv) {
       Highway::matmul(w, x, w.n_col, n_tok, y, w.n_row, 0, w.n_row);
   };
   if (use_xsimd) std::printf("hwy columns: Xsimd<%s>\n", xsimd::default_arch::name());
-  std::printf("Highway target %s, VNNI %s, x16 copy %s; one thread; Highway: %s\n", Highway::current_target(),
-              Highway::vnni_enabled() ? "on" : "off", packed ? "on" : "off",
+  std::printf("Highway target %s, VNNI %s, AMX %s, x16 copy %s; one thread; Highway: %s\n", Highway::current_target(),
+              Highway::vnni_enabled() ? "on" : "off", Highway::amx_enabled() ? "on" : "off", packed ? "on" : "off",
               cold ? "mean of calls on 16 copies in turn" : "best of repeated calls");
-  std::printf("%-5s %-10s %4s %12s %10s %12s %10s %8s\n", "fmt", "matrix", "tok", "ref ms", "ref GB/s", "hwy ms",
-              "hwy GB/s", "speedup");
+  std::printf("%-5s %-10s %4s %12s %10s %12s %10s %8s %10s\n", "fmt", "matrix", "tok", "ref ms", "ref GB/s", "hwy ms",
+              "hwy GB/s", "speedup", "hwy GMAC/s");
   Rng rng{42};
   const size_t shapes[][2] = {{2048, 2048}, {5632, 2048}};
   for (DType t : formats) {
@@ -185,11 +206,13 @@ int main(int argc, char** argv) {
         }
       }
       const double gb = double(w_data.size()) * 1e-9;
-      for (size_t n_tok : {size_t(1), size_t(8)}) {
+      for (size_t n_tok : tokens) {
         std::vector<float> x(n_tok * n_col), y(n_tok * n_row);
         for (float& v : x) v = rng.uniform();
         const double ref =
-            time_call([&] { Reference::matmul(w_file, x.data(), n_col, n_tok, y.data(), n_row, 0, n_row); }, budget);
+            ref_on ? time_call([&] { Reference::matmul(w_file, x.data(), n_col, n_tok, y.data(), n_row, 0, n_row); },
+                               budget)
+                   : 0.0;
         double hwy = 0;
         if (cold) {
           using clock = std::chrono::steady_clock;
@@ -203,8 +226,9 @@ int main(int argc, char** argv) {
           hwy = time_call([&] { matmul(views[0], x.data(), n_tok, y.data()); }, budget);
         }
         const std::string matrix = std::to_string(n_row) + "x" + std::to_string(n_col);
-        std::printf("%-5s %-10s %4zu %12.3f %10.2f %12.3f %10.2f %7.1fx\n", std::string(ember::name(t)).c_str(),
-                    matrix.c_str(), n_tok, ref * 1e3, gb / ref, hwy * 1e3, gb / hwy, ref / hwy);
+        const double gmac = double(n_row) * double(n_col) * double(n_tok) * 1e-9 / hwy;
+        std::printf("%-5s %-10s %4zu %12.3f %10.2f %12.3f %10.2f %7.1fx %10.1f\n", std::string(ember::name(t)).c_str(),
+                    matrix.c_str(), n_tok, ref * 1e3, ref > 0 ? gb / ref : 0.0, hwy * 1e3, gb / hwy, ref / hwy, gmac);
       }
     }
   }

@@ -764,6 +764,47 @@ struct PackedMatrix {
   }
 };
 
+TEST_CASE("kernels: Highway's AMX switch") {
+  CHECK(Highway::amx_enabled() == (Highway::amx_available() && Highway::vnni_enabled()));
+  Highway::set_amx_enabled(false);
+  CHECK_FALSE(Highway::amx_enabled());
+  Highway::set_amx_enabled(true);
+  CHECK(Highway::amx_enabled() == (Highway::amx_available() && Highway::vnni_enabled()));
+  MESSAGE("AMX-INT8 available (CPU, OS and process permission): ", Highway::amx_available());
+}
+
+TEST_CASE("kernels: AMX prefill gives the VNNI kernel's bits") {
+  // The tile kernel (amx_x86-inl.hpp) takes the tokens in full tiles of 16 and two groups of
+  // 16 rows at a time; its sums are the VNNI kernel's exact integers and its epilogue is that
+  // kernel's float steps, so every output must be bit-identical with AMX off. Token counts
+  // that leave one tile, an odd number of tiles, a tail for VNNI, and more than one chunk of
+  // 64; rows in an odd number of groups, cut inside groups; rows long enough for a real
+  // matrix (2048) and short ones.
+  if (!Highway::amx_available()) {
+    MESSAGE("no AMX here (CPU, OS or permission): skipped");
+    return;
+  }
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0}) {
+    for (size_t n_col : {size_t(96), size_t(2048)}) {
+      Rng rng(uint64_t(t) * 31 + n_col);
+      const size_t n_row = 53;  // four groups, the last with 5 rows
+      PackedMatrix m(t, n_row, n_col, rng, 0);
+      for (size_t n_tok : {size_t(16), size_t(17), size_t(48), size_t(64), size_t(100)}) {
+        INFO(ember::name(t), " n_col ", n_col, " n_tok ", n_tok);
+        const std::vector<float> x = random_floats(n_tok * n_col, rng, -2, 2);
+        std::vector<float> with(n_tok * n_row, 0.0f), without(n_tok * n_row, 0.0f);
+        const size_t row_cuts[] = {0, 7, 16, 48, 53};  // groups cut, a pair and a single
+        for (size_t a = 0; a + 1 < std::size(row_cuts); ++a)
+          Highway::matmul(m.view, x.data(), n_col, n_tok, with.data(), n_row, row_cuts[a], row_cuts[a + 1]);
+        Highway::set_amx_enabled(false);
+        Highway::matmul(m.view, x.data(), n_col, n_tok, without.data(), n_row, 0, n_row);
+        Highway::set_amx_enabled(true);
+        CHECK(std::memcmp(with.data(), without.data(), with.size() * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("kernels: the x16 layout holds every block's bytes once, rows padded with zeros") {
   for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0}) {
     INFO(ember::name(t));

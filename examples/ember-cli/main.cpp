@@ -439,10 +439,12 @@ int run(const Args& a) {
     std::sort(ratios.begin(), ratios.end());
     const double ratio =
         ratios.empty() ? 0.0 : (ratios[(ratios.size() - 1) / 2] + ratios[ratios.size() / 2]) / 2;  // median
-    // Which kernels ran (EMBER_DISABLE=avx512,avx2,vnni turns features off for comparisons).
+    // Which kernels ran (EMBER_DISABLE=avx512,avx2,vnni,amx turns features off for comparisons;
+    // AMX runs in prefill matmuls of 16 tokens and more).
     std::string target;
     if constexpr (std::is_same_v<Backend, ember::kernels::Highway>) target = Backend::current_target();
     if (target.starts_with("AVX3") && ember::kernels::Highway::vnni_enabled()) target += "+VNNI";
+    if (target.starts_with("AVX3") && ember::kernels::Highway::amx_enabled()) target += "+AMX";
     // Time to first token: load + the prompt's pass (the first token's logits), meaningful
     // with --depth 0. Peak resident memory of the whole run (the kernel's high-water mark).
     const double ttft = load_s + pp_s;

@@ -334,16 +334,22 @@ HWY_INLINE void KQuantRows(const MatrixView& w, const quant::BlockQ8_K* const* a
   int8_plain::KQuantRows(w, act, n_tok, y, y_stride, r_begin, r_end);
 }
 
-HWY_INLINE void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, float* y, size_t y_stride,
-                           size_t r_begin, size_t r_end, bool vnni) {
+// `amx`: AMX is usable and on (Highway::amx_enabled); the tokens in full tiles of 16 then go
+// through the tile kernel (amx_x86-inl.hpp, the VNNI kernel's bits), the rest through VNNI.
+// `act_stride`: bytes from one token's planar row to the next.
+HWY_INLINE void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t act_stride, size_t n_tok, float* y,
+                           size_t y_stride, size_t r_begin, size_t r_end, bool vnni, bool amx) {
 #if HWY_TARGET != HWY_AVX2
   if (vnni) {
-    int8_vnni::PackedRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+    const size_t done = amx ? int8_vnni::AmxPackedRows(w, act, act_stride, n_tok, y, y_stride, r_begin, r_end) : 0;
+    if (done < n_tok) int8_vnni::PackedRows(w, act + done, n_tok - done, y + done * y_stride, y_stride, r_begin, r_end);
     return;
   }
 #else
   (void)vnni;
 #endif
+  (void)act_stride;
+  (void)amx;
   int8_plain::PackedRows(w, act, n_tok, y, y_stride, r_begin, r_end);
 }
 
@@ -484,7 +490,8 @@ constexpr bool HasPackedKernel(DType /*t*/) { return false; }
 constexpr bool HasPackedKKernel(DType /*t*/, bool /*vnni*/) { return false; }
 HWY_INLINE void PackedKRows(const MatrixView&, const quant::BlockQ8_K* const*, size_t, float*, size_t, size_t, size_t) {
 }
-HWY_INLINE void PackedRows(const MatrixView&, const detail::PlanarQ8*, size_t, float*, size_t, size_t, size_t, bool) {}
+HWY_INLINE void PackedRows(const MatrixView&, const detail::PlanarQ8*, size_t, size_t, float*, size_t, size_t, size_t,
+                           bool, bool) {}
 HWY_INLINE void PackedCorrection(detail::PlanarQ8, size_t, int32_t) {}
 
 #endif  // EMBER_HWY_X86
@@ -524,9 +531,10 @@ HWY_INLINE void DenseRows(const MatrixView& w, const float* x, size_t x_stride, 
 }
 
 // `scratch` holds min(n_tok, kTokenChunk) * planar_row_bytes(w.dtype, n_col)
-// bytes, 64-byte aligned; `vnni` says the CPU has AVX512_VNNI and it is on.
+// bytes, 64-byte aligned; `vnni` says the CPU has AVX512_VNNI and it is on, `amx` the same of
+// AMX-INT8 (with the OS's and Linux's permission).
 void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y, size_t y_stride,
-            size_t r_begin, size_t r_end, std::byte* scratch, bool vnni) {
+            size_t r_begin, size_t r_end, std::byte* scratch, bool vnni, bool amx) {
   if (r_begin == r_end) return;
   if (w.dtype == DType::F32) {
     DenseRows<float>(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end);
@@ -581,7 +589,7 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
     if (w.packed && HasPackedKernel(w.dtype)) {
       if (w.dtype != DType::Q4_1)
         for (size_t k = 0; k < nt; ++k) PackedCorrection(act[k], w.n_col / 32, w.dtype == DType::Q4_0 ? -8 : -128);
-      PackedRows(w, act, nt, yt, y_stride, r_begin, r_end, vnni);
+      PackedRows(w, act, stride, nt, yt, y_stride, r_begin, r_end, vnni, amx);
       continue;
     }
     QuantRows(w, act, nt, yt, y_stride, r_begin, r_end, vnni);

@@ -30,6 +30,11 @@
 #include <cpuid.h>
 #define EMBER_HAVE_CPUID 1
 #endif
+#if defined(EMBER_HAVE_CPUID) && defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#define EMBER_HAVE_AMX_CHECK 1
+#endif
 
 // Which CPU targets get code. These take effect only if no Highway header was
 // included earlier in this TU (Highway fixes its target list on first include).
@@ -125,11 +130,49 @@ inline std::atomic<bool>& vnni_switch() {
   return enabled;
 }
 
+// AMX for the int8 prefill kernels: the CPU reports AMX-TILE and AMX-INT8 (CPUID leaf 7,
+// subleaf 0, EDX bits 24 and 25), the OS saves the tile state (OSXSAVE, then XCR0 bits 17
+// and 18: XTILECFG, XTILEDATA), and Linux grants this process the tile data state
+// (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), Linux 5.16 and later; without the
+// grant the first tile instruction would kill the process with SIGILL). Asked once, at the
+// first use; the grant is process-wide and covers threads started before it. Elsewhere
+// (other OSes, other CPUs) false: the VNNI kernels run.
+inline bool cpu_allows_amx() {
+#if defined(EMBER_AMX_EMULATE) && EMBER_AMX_EMULATE
+  return true;  // tests: the tile instructions are emulated (amx_x86-inl.hpp)
+#elif defined(EMBER_HAVE_AMX_CHECK)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid(1, a, b, c, d);
+  if (!((c >> 27) & 1)) return false;  // OSXSAVE: xgetbv is there
+  __cpuid_count(7, 0, a, b, c, d);
+  if (!((d >> 24) & 1) || !((d >> 25) & 1)) return false;
+  uint32_t xcr0_lo = 0, xcr0_hi = 0;
+  asm volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & (3u << 17)) != (3u << 17)) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
+inline bool amx_available() {
+  static const bool available = cpu_allows_amx();
+  return available;
+}
+
+inline std::atomic<bool>& amx_switch() {
+  static std::atomic<bool> enabled{true};
+  return enabled;
+}
+
 // EMBER_DISABLE, read once at the first matmul: a comma-separated list of CPU features ember
 // must not use, for tests and comparisons — "avx512" (Highway's AVX3 targets), "avx2" (the
-// AVX2 target; with avx512 too, that leaves the scalar target), "vnni", "amx" (accepted;
-// ember has no AMX code yet). Other names are ignored. A feature the CPU or OS does not
-// offer is never used anyway: Highway checks CPUID and XCR0, and VNNI is checked above.
+// AVX2 target; with avx512 too, that leaves the scalar target), "vnni" (and with it AMX,
+// whose kernels are part of the VNNI ones), "amx". Other names are ignored. A feature the CPU
+// or OS does not offer is never used anyway: Highway checks CPUID and XCR0, VNNI and AMX are
+// checked above.
 inline bool apply_disable_env() {
   const char* env = std::getenv("EMBER_DISABLE");
   if (!env) return false;
@@ -147,6 +190,7 @@ inline bool apply_disable_env() {
   if (listed("avx2")) targets |= HWY_AVX2;
   if (targets) hwy::DisableTargets(targets);
   if (listed("vnni")) vnni_switch().store(false);
+  if (listed("amx")) amx_switch().store(false);
   return true;
 }
 
@@ -158,6 +202,15 @@ void Highway::set_vnni_enabled(bool enabled) { highway_detail::vnni_switch().sto
 
 bool Highway::vnni_enabled() {
   return highway_detail::vnni_available() && highway_detail::vnni_switch().load(std::memory_order_relaxed);
+}
+
+bool Highway::amx_available() { return highway_detail::amx_available(); }
+
+void Highway::set_amx_enabled(bool enabled) { highway_detail::amx_switch().store(enabled); }
+
+bool Highway::amx_enabled() {
+  return vnni_enabled() && highway_detail::amx_available() &&
+         highway_detail::amx_switch().load(std::memory_order_relaxed);
 }
 
 bool Highway::packs(DType t) {
@@ -185,7 +238,8 @@ void Highway::matmul(const MatrixView& w, const float* x, size_t x_stride, size_
   }
   const size_t tokens = n_tok < detail::kTokenChunk ? n_tok : detail::kTokenChunk;
   std::byte* scratch = detail::thread_scratch(tokens * detail::planar_row_bytes(w.dtype, w.n_col));
-  HWY_DYNAMIC_DISPATCH(Matmul)(w, x, x_stride, n_tok, y, y_stride, r_begin, r_end, scratch, vnni_enabled());
+  HWY_DYNAMIC_DISPATCH(Matmul)
+  (w, x, x_stride, n_tok, y, y_stride, r_begin, r_end, scratch, vnni_enabled(), n_tok >= 16 && amx_enabled());
 }
 
 float Highway::dot(const float* a, const float* b, size_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }

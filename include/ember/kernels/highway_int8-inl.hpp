@@ -1232,3 +1232,8 @@ void AttendQ8Tiles(const KeyTiles& keys, const MatrixView& values, const quant::
 #include "ember/kernels/kquant_x86-inl.hpp"
 #undef EMBER_KQ_VNNI
 #undef EMBER_KQ_INLINE
+
+#if EMBER_INT8_VNNI
+// ---------------------------------------------------------------- AMX (prefill)
+#include "ember/kernels/amx_x86-inl.hpp"
+#endif
