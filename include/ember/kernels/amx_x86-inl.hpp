@@ -22,9 +22,11 @@
 // off) beside it, acc + off at the end. So a row's output does not depend on whether its
 // tokens ran here or on the VNNI kernel (the tokens past the last full tile do).
 //
-// Tiles: tmm0..3 the int32 sums of (token tile i, group h) as tmm(2i + h), tmm4..5 the A tiles
-// of two token tiles, tmm6..7 the B tiles of two groups: per block, up to four tdp over 16 x 16
-// outputs each, then their epilogue on the vector units.
+// Work order: per group of 16 rows (its weights read from memory once per call, the nibble
+// formats' unpacked to B tiles in a scratch), per tile of 16 tokens, the blocks in order with
+// the 16 tokens' accumulators in registers; the tile stages of consecutive blocks alternate
+// between two sets of tiles, so the tile unit computes block b + 1 while the vector units
+// scale block b's sums.
 //
 // EMBER_AMX_EMULATE (tests only): the tile instructions become scalar code with the same
 // results, so the tile loops and the epilogue run, and are checked against the VNNI kernel's
@@ -99,51 +101,83 @@ HWY_INLINE void AmxRelease() { asm volatile("tilerelease" ::); }
 #define EMBER_AMX_DOT_SU(c, a, b) asm volatile("tdpbsud %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
 #endif
 
-// C(2i + h) = A(4 + i) . B(6 + h) for the token tiles i < n_i and groups h < n_h present.
-template <DType kT>
-HWY_INLINE void AmxBlockDots(size_t n_i, size_t n_h) {
-#define EMBER_AMX_DOT(c, a, b)       \
-  do {                               \
-    EMBER_AMX_ZERO(c);               \
-    if constexpr (kT == DType::Q8_0) \
-      EMBER_AMX_DOT_SS(c, a, b);     \
-    else                             \
-      EMBER_AMX_DOT_SU(c, a, b);     \
+// One tile stage of block b: its A and B tiles in, C = A . B, C out to `sums`. Blocks alternate
+// between two sets of tiles (C tmm0 / tmm1, A tmm4 / tmm5, B tmm6 / tmm7), so that the tile
+// unit works on block b + 1 while the vector units take block b's sums.
+#define EMBER_AMX_STAGE(C, A, B, a, bt, sums) \
+  do {                                        \
+    EMBER_AMX_LOAD(A, a, act_stride);         \
+    EMBER_AMX_LOAD(B, bt, 64);                \
+    EMBER_AMX_ZERO(C);                        \
+    if constexpr (kT == DType::Q8_0)          \
+      EMBER_AMX_DOT_SS(C, A, B);              \
+    else                                      \
+      EMBER_AMX_DOT_SU(C, A, B);              \
+    EMBER_AMX_STORE(C, sums, 64);             \
   } while (0)
-  EMBER_AMX_DOT(0, 4, 6);
-  if (n_h > 1) EMBER_AMX_DOT(1, 4, 7);
-  if (n_i > 1) {
-    EMBER_AMX_DOT(2, 5, 6);
-    if (n_h > 1) EMBER_AMX_DOT(3, 5, 7);
-  }
-#undef EMBER_AMX_DOT
-}
 
-// PackedGroup's per-block step for one (token tile, group) pair of sums `c` (16 tokens x 16
-// rows, int32): acc[k] = fma(d_w * d_a, float(isum), acc[k]) for each token k, and for Q4_1
-// off[k] = fma(m_w, s_a, off[k]).
+// 16 tokens against one group of 16 rows over all blocks: out[k][r] for token k, row r.
+// `bt`: the group's B tiles, block b at bt + 512 b; `aq`: token 0's quants (token k at
+// aq + k * act_stride); `ad`, `as`: the tokens' activation scales and s slots per block,
+// transposed (block b's 16 at 16 b). PackedGroup's arithmetic per token, with the 16
+// accumulators (each 16 rows) in registers.
 template <DType kT>
-HWY_INLINE void AmxEpilogue(const int32_t* HWY_RESTRICT c, __m512 d, __m512 m, const detail::PlanarQ8* act, size_t b,
-                            float* HWY_RESTRICT acc, float* HWY_RESTRICT off) {
-#pragma GCC unroll 4
-  for (size_t k = 0; k < kAmxTok; ++k) {
-    __m512i isum = _mm512_load_si512(c + 16 * k);
-    if constexpr (kT == DType::Q4_0) {  // -8 * sum(a), PackedCorrection's
-      int32_t correction;
-      std::memcpy(&correction, act[k].s + b, sizeof(correction));
-      isum = _mm512_add_epi32(isum, _mm512_set1_epi32(correction));
+HWY_INLINE void AmxGroupTile(const uint8_t* HWY_RESTRICT bt, const uint8_t* HWY_RESTRICT dw,
+                             const uint8_t* HWY_RESTRICT mw, size_t n_block, const int8_t* aq, size_t act_stride,
+                             const float* HWY_RESTRICT ad, const float* HWY_RESTRICT as, float (*out)[kPackRows]) {
+  HWY_ALIGN int32_t sums[2][kAmxTok * kPackRows];
+  __m512 acc[kAmxTok], off[kAmxTok];
+#pragma GCC unroll 16
+  for (size_t k = 0; k < kAmxTok; ++k) acc[k] = off[k] = _mm512_setzero_ps();
+  auto stage = [&](size_t b) {
+    if (b % 2 == 0)
+      EMBER_AMX_STAGE(0, 4, 6, aq + 32 * b, bt + 512 * b, sums[0]);
+    else
+      EMBER_AMX_STAGE(1, 5, 7, aq + 32 * b, bt + 512 * b, sums[1]);
+  };
+  stage(0);
+  for (size_t b = 0; b < n_block; ++b) {
+    if (b + 1 < n_block) stage(b + 1);
+    const int32_t* c = sums[b % 2];
+    const __m512 d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dw + 32 * b)));
+    const __m512 m = kT == DType::Q4_1
+                         ? _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(mw + 32 * b)))
+                         : _mm512_setzero_ps();
+    const float* adb = ad + kAmxTok * b;
+    const float* asb = as + kAmxTok * b;
+#pragma GCC unroll 16
+    for (size_t k = 0; k < kAmxTok; ++k) {
+      __m512i isum = _mm512_load_si512(c + kPackRows * k);
+      if constexpr (kT == DType::Q4_0) {  // -8 * sum(a), PackedCorrection's
+        int32_t correction;
+        std::memcpy(&correction, asb + k, sizeof(correction));
+        isum = _mm512_add_epi32(isum, _mm512_set1_epi32(correction));
+      }
+      const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(adb[k]));
+      acc[k] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum), acc[k]);
+      if constexpr (kT == DType::Q4_1) off[k] = _mm512_fmadd_ps(m, _mm512_set1_ps(asb[k]), off[k]);
     }
-    const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(act[k].d[b]));
-    _mm512_store_ps(acc + 16 * k, _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum), _mm512_load_ps(acc + 16 * k)));
-    if constexpr (kT == DType::Q4_1)
-      _mm512_store_ps(off + 16 * k, _mm512_fmadd_ps(m, _mm512_set1_ps(act[k].s[b]), _mm512_load_ps(off + 16 * k)));
   }
+#pragma GCC unroll 16
+  for (size_t k = 0; k < kAmxTok; ++k)
+    _mm512_store_ps(out[k], kT == DType::Q4_1 ? _mm512_add_ps(acc[k], off[k]) : acc[k]);
+}
+#undef EMBER_AMX_STAGE
+
+// The per-thread scratch of AmxPackedRowsOf, grown on demand, 64-byte aligned.
+inline uint8_t* AmxScratch(size_t bytes) {
+  static thread_local std::vector<uint8_t> buffer;
+  if (buffer.size() < bytes + 64) buffer.resize(bytes + 64);
+  const size_t address = reinterpret_cast<size_t>(buffer.data());
+  return buffer.data() + (64 - address % 64) % 64;
 }
 
 // Rows [r_begin, r_end) of a packed Q4_0 / Q4_1 / Q8_0 matrix against the first n_tok / 16 * 16
 // of n_tok (<= kTokenChunk) tokens, whose planar rows lie act_stride bytes apart (act[k].qs =
 // act[0].qs + k * act_stride). Returns how many tokens it did; the caller runs the rest on
 // PackedRows. A group the range cuts is computed whole and stored in part, as PackedRows does.
+// Groups outer, token tiles inner: each group's weights come from memory once per call and
+// stay in L1 / L2 for the other tiles (the nibble formats' unpacked once into the scratch).
 template <DType kT>
 HWY_INLINE size_t AmxPackedRowsOf(const MatrixView& w, const detail::PlanarQ8* act, size_t act_stride, size_t n_tok,
                                   float* y, size_t y_stride, size_t r_begin, size_t r_end) {
@@ -152,78 +186,52 @@ HWY_INLINE size_t AmxPackedRowsOf(const MatrixView& w, const detail::PlanarQ8* a
   const size_t n_tiles = n_tok / kAmxTok < kMaxTiles ? n_tok / kAmxTok : kMaxTiles;
   if (n_tiles == 0 || r_begin >= r_end) return 0;
   const size_t n_block = w.n_col / 32, stride = packed_group_stride(w.dtype, w.n_col);
+  // Scratch: the tokens' scales and s slots per tile and block, transposed; the nibble
+  // formats' B tiles of one group.
+  const size_t scale_floats = n_tiles * n_block * kAmxTok;
+  uint8_t* scratch = AmxScratch(2 * scale_floats * sizeof(float) + (kT == DType::Q8_0 ? 0 : n_block * 512));
+  auto* ad = reinterpret_cast<float*>(scratch);
+  float* as = ad + scale_floats;
+  uint8_t* unpacked = scratch + 2 * scale_floats * sizeof(float);
+  for (size_t t = 0; t < n_tiles * kAmxTok; ++t)
+    for (size_t b = 0; b < n_block; ++b) {
+      const size_t at = (t / kAmxTok * n_block + b) * kAmxTok + t % kAmxTok;
+      ad[at] = act[t].d[b];
+      if (kT != DType::Q8_0) std::memcpy(as + at, act[t].s + b, sizeof(float));  // Q4_0: an int32's bits
+    }
   AmxConfig cfg;
-  for (int t = 0; t < 4; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // sums: 16 tokens x 16 rows
+  for (int t = 0; t < 2; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // sums: 16 tokens x 16 rows
   for (int t = 4; t < 6; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 32;  // A: 16 tokens x 32 quants
   for (int t = 6; t < 8; ++t) cfg.rows[t] = 8, cfg.colsb[t] = 64;   // B: 8 quads x 16 rows x 4
   AmxLoadConfig(cfg);
   const __m512i nibble = _mm512_set1_epi8(0x0f);
-  HWY_ALIGN int32_t sums[4][kAmxTok * kPackRows];
-  HWY_ALIGN uint8_t unpacked[2][512];  // the nibble formats' B tiles of the block
-  HWY_ALIGN float acc[kMaxTiles][2][kAmxTok * kPackRows], off[kMaxTiles][2][kAmxTok * kPackRows];
-  for (size_t g = r_begin / kPackRows; g * kPackRows < r_end; g += 2) {
-    const size_t n_h = (g + 1) * kPackRows < r_end ? 2 : 1;
-    const uint8_t* q[2];
-    const uint8_t* dw[2];
-    const uint8_t* mw[2];
-    for (size_t h = 0; h < n_h; ++h) {
-      q[h] = reinterpret_cast<const uint8_t*>(w.packed) + (g + h) * stride;
-      dw[h] = q[h] + n_block * kQuantBytes;
-      mw[h] = dw[h] + n_block * 2 * kPackRows;
-    }
-    std::memset(acc, 0, sizeof(acc));
-    if constexpr (kT == DType::Q4_1) std::memset(off, 0, sizeof(off));
-    for (size_t b = 0; b < n_block; ++b) {
-      const uint8_t* bt[2];
-      __m512 d[2], m[2];
-      for (size_t h = 0; h < n_h; ++h) {
-        const uint8_t* blk = q[h] + b * kQuantBytes;
+  HWY_ALIGN float out[kAmxTok][kPackRows];
+  for (size_t g = r_begin / kPackRows; g * kPackRows < r_end; ++g) {
+    const uint8_t* q = reinterpret_cast<const uint8_t*>(w.packed) + g * stride;
+    const uint8_t* dw = q + n_block * kQuantBytes;
+    const uint8_t* mw = dw + n_block * 2 * kPackRows;
+    const uint8_t* bt = q;
+    if constexpr (kT != DType::Q8_0) {
+      for (size_t b = 0; b < n_block; ++b) {
+        const uint8_t* blk = q + b * kQuantBytes;
         PrefetchAhead<kQuantBytes>(blk);
-        if constexpr (kT == DType::Q8_0) {
-          bt[h] = blk;
-        } else {
-          for (size_t c = 0; c < 4; ++c) {
-            const __m512i raw = _mm512_load_si512(blk + 64 * c);
-            _mm512_store_si512(unpacked[h] + 64 * c, _mm512_and_si512(raw, nibble));
-            _mm512_store_si512(unpacked[h] + 64 * (c + 4), _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble));
-          }
-          bt[h] = unpacked[h];
+        for (size_t c = 0; c < 4; ++c) {
+          const __m512i raw = _mm512_load_si512(blk + 64 * c);
+          _mm512_store_si512(unpacked + 512 * b + 64 * c, _mm512_and_si512(raw, nibble));
+          _mm512_store_si512(unpacked + 512 * b + 64 * (c + 4), _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble));
         }
-        d[h] = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dw[h] + 32 * b)));
-        m[h] = kT == DType::Q4_1 ? _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(mw[h] + 32 * b)))
-                                 : _mm512_setzero_ps();
       }
-      EMBER_AMX_LOAD(6, bt[0], 64);
-      if (n_h > 1) EMBER_AMX_LOAD(7, bt[1], 64);
-      for (size_t i0 = 0; i0 < n_tiles; i0 += 2) {
-        const size_t n_i = n_tiles - i0 > 1 ? 2 : 1;
-        const int8_t* a = act[i0 * kAmxTok].qs + 32 * b;
-        EMBER_AMX_LOAD(4, a, act_stride);
-        if (n_i > 1) EMBER_AMX_LOAD(5, a + kAmxTok * act_stride, act_stride);
-        AmxBlockDots<kT>(n_i, n_h);
-        EMBER_AMX_STORE(0, sums[0], 64);
-        if (n_h > 1) EMBER_AMX_STORE(1, sums[1], 64);
-        if (n_i > 1) {
-          EMBER_AMX_STORE(2, sums[2], 64);
-          if (n_h > 1) EMBER_AMX_STORE(3, sums[3], 64);
-        }
-        for (size_t i = 0; i < n_i; ++i)
-          for (size_t h = 0; h < n_h; ++h)
-            AmxEpilogue<kT>(sums[2 * i + h], d[h], m[h], act + (i0 + i) * kAmxTok, b, acc[i0 + i][h], off[i0 + i][h]);
-      }
+      bt = unpacked;
     }
-    for (size_t h = 0; h < n_h; ++h) {
-      const size_t row0 = (g + h) * kPackRows;
-      const size_t lo = r_begin > row0 ? r_begin - row0 : 0;
-      const size_t hi = r_end - row0 < kPackRows ? r_end - row0 : kPackRows;
-      for (size_t t = 0; t < n_tiles * kAmxTok; ++t) {
-        float* row = acc[t / kAmxTok][h] + (t % kAmxTok) * kPackRows;
-        if constexpr (kT == DType::Q4_1) {
-          const float* o = off[t / kAmxTok][h] + (t % kAmxTok) * kPackRows;
-          _mm512_store_ps(row, _mm512_add_ps(_mm512_load_ps(row), _mm512_load_ps(o)));
-        }
-        std::memcpy(y + t * y_stride + row0 + lo, row + lo, (hi - lo) * sizeof(float));
-      }
+    const size_t row0 = g * kPackRows;
+    const size_t lo = r_begin > row0 ? r_begin - row0 : 0;
+    const size_t hi = r_end - row0 < kPackRows ? r_end - row0 : kPackRows;
+    for (size_t i = 0; i < n_tiles; ++i) {
+      const size_t t0 = i * kAmxTok;
+      AmxGroupTile<kT>(bt, dw, mw, n_block, act[t0].qs, act_stride, ad + i * n_block * kAmxTok,
+                       as + i * n_block * kAmxTok, out);
+      for (size_t k = 0; k < kAmxTok; ++k)
+        std::memcpy(y + (t0 + k) * y_stride + row0 + lo, out[k] + lo, (hi - lo) * sizeof(float));
     }
   }
   AmxRelease();
