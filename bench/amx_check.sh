@@ -26,12 +26,13 @@ if [ "$mode" = pack ]; then
 fi
 
 [ "$mode" = run ] || { echo "mode: pack or run" >&2; exit 2; }
+set +e +o pipefail  # a failing step is reported in its output; the others still run
 D=$(cd "$dir" && pwd)
 export LD_LIBRARY_PATH=$D/lib
 start=$(date +%s)
 stamp() { echo "== $1 [$(($(date +%s) - start)) s]"; }
 lscpu | grep -E "Model name|^CPU\(s\)|L2|L3" || true
-grep -o 'amx_[a-z0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' '
+{ grep -o 'amx_[a-z0-9]*' /proc/cpuinfo || echo 'no amx flags'; } | sort -u | tr '\n' ' '
 echo
 M=/tmp/ember-amx
 mkdir -p $M
