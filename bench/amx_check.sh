@@ -8,8 +8,8 @@
 #
 # pack expects build/dev (tests) and build/bench (ember-cli, make_tinyllama, kquant_bench; see
 # README's benchmark section) built, and llama-bench at .cache/bench/peer/build/bin (bench/
-# build_llama_bench.sh). run synthesizes the Q4_0 and Q8_0 TinyLlama-shaped models in /tmp (10-20
-# s each), so DIR stays small (about 26 MiB).
+# build_llama_bench.sh). run synthesizes the Q4_0, Q8_0 and Q4_K_M TinyLlama-shaped models in /tmp
+# (10-20 s each), so DIR stays small (about 26 MiB). About 3 minutes in all.
 set -euo pipefail
 mode=${1:?pack or run}
 dir=${2:?directory}
@@ -36,17 +36,18 @@ lscpu | grep -E "Model name|^CPU\(s\)|L2|L3" || true
 echo
 M=/tmp/ember-amx
 mkdir -p $M
-("$D/make_tinyllama" $M/q4.gguf Q4_0 >/dev/null && "$D/make_tinyllama" $M/q8.gguf Q8_0 >/dev/null) &
+("$D/make_tinyllama" $M/q4.gguf Q4_0 >/dev/null && "$D/make_tinyllama" $M/q8.gguf Q8_0 >/dev/null &&
+  "$D/make_tinyllama" $M/q4km.gguf Q4_K_M >/dev/null) &
 models=$!
 stamp "kernel tests"
 "$D/ember_tests" -tc="kernels*" 2>&1 | grep -E "AMX|test cases|assertions|Status|ERROR|FAILED" | head -20
 wait $models
 stamp "kquant_bench, one thread, AMX on then off"
-"$D/kquant_bench" --packed --no-ref --tok=16,64 --seconds=0.3 Q4_0 Q8_0
-"$D/kquant_bench" --packed --no-ref --no-amx --tok=16,64 --seconds=0.3 Q4_0 Q8_0
+"$D/kquant_bench" --packed --no-ref --tok=16,64 --seconds=0.3 Q4_0 Q8_0 Q4_K
+"$D/kquant_bench" --packed --no-ref --no-amx --tok=16,64 --seconds=0.3 Q4_0 Q8_0 Q4_K
 prompt="The quick brown fox jumps over the lazy dog while the cat sleeps by the warm fire and the rain falls"
 prompt="$prompt on the old roof of the house"
-for q in q4 q8; do
+for q in q4 q8 q4km; do
   stamp "logits $q, AMX on and off"
   "$D/ember-cli" logits -m $M/$q.gguf -p "$prompt" --top 3 >$M/$q.amx 2>/dev/null
   EMBER_DISABLE=amx "$D/ember-cli" logits -m $M/$q.gguf -p "$prompt" --top 3 >$M/$q.vnni 2>/dev/null

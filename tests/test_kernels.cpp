@@ -774,9 +774,9 @@ TEST_CASE("kernels: Highway's AMX switch") {
 }
 
 TEST_CASE("kernels: AMX prefill gives the VNNI kernel's bits") {
-  // The tile kernel (amx_x86-inl.hpp) takes the tokens in full tiles of 16 and two groups of
-  // 16 rows at a time; its sums are the VNNI kernel's exact integers and its epilogue is that
-  // kernel's float steps, so every output must be bit-identical with AMX off. Token counts
+  // The tile kernels (amx_x86-inl.hpp) take the tokens in full tiles of 16; their sums are the
+  // x16 kernels' exact integers and their epilogues those kernels' float (Q4_K: double) steps,
+  // so every output must be bit-identical with AMX off. Token counts
   // that leave one tile, an odd number of tiles, a tail for VNNI, and more than one chunk of
   // 64; rows in an odd number of groups, cut inside groups; rows long enough for a real
   // matrix (2048) and short ones.
@@ -784,8 +784,8 @@ TEST_CASE("kernels: AMX prefill gives the VNNI kernel's bits") {
     MESSAGE("no AMX here (CPU, OS or permission): skipped");
     return;
   }
-  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0}) {
-    for (size_t n_col : {size_t(96), size_t(2048)}) {
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K}) {
+    for (size_t n_col : {ember::block_size(t) == 256 ? size_t(512) : size_t(96), size_t(2048)}) {
       Rng rng(uint64_t(t) * 31 + n_col);
       const size_t n_row = 53;  // four groups, the last with 5 rows
       PackedMatrix m(t, n_row, n_col, rng, 0);

@@ -1,6 +1,8 @@
-// AMX prefill kernels of the Highway backend: Q4_0, Q4_1 and Q8_0 weights in the x16 layout
-// (packed.hpp) against 16 tokens at a time, on the tile unit (AMX-TILE + AMX-INT8: Sapphire
-// Rapids and later), with the bits of the VNNI kernel they stand in for (PackedGroup).
+// AMX prefill kernels of the Highway backend: Q4_0, Q4_1, Q8_0 and Q4_K weights in the x16
+// layout (packed.hpp) against 16 tokens at a time, on the tile unit (AMX-TILE + AMX-INT8:
+// Sapphire Rapids and later), with the bits of the VNNI kernels they stand in for
+// (PackedGroup, PackedQ4KGroup). Q6_K (groups of 16 elements, a tile stage of K = 16 per
+// scale) stays on VNNI.
 //
 // highway_int8-inl.hpp includes this at its end, in the VNNI copy only (namespace int8_vnni):
 // the epilogue is AVX-512, and every CPU with AMX has AVX-512 VNNI. Whether the CPU has AMX,
@@ -104,16 +106,16 @@ HWY_INLINE void AmxRelease() { asm volatile("tilerelease" ::); }
 // One tile stage of block b: its A and B tiles in, C = A . B, C out to `sums`. Blocks alternate
 // between two sets of tiles (C tmm0 / tmm1, A tmm4 / tmm5, B tmm6 / tmm7), so that the tile
 // unit works on block b + 1 while the vector units take block b's sums.
-#define EMBER_AMX_STAGE(C, A, B, a, bt, sums) \
-  do {                                        \
-    EMBER_AMX_LOAD(A, a, act_stride);         \
-    EMBER_AMX_LOAD(B, bt, 64);                \
-    EMBER_AMX_ZERO(C);                        \
-    if constexpr (kT == DType::Q8_0)          \
-      EMBER_AMX_DOT_SS(C, A, B);              \
-    else                                      \
-      EMBER_AMX_DOT_SU(C, A, B);              \
-    EMBER_AMX_STORE(C, sums, 64);             \
+#define EMBER_AMX_STAGE(C, A, B, a, bt, sums, signed_b) \
+  do {                                                  \
+    EMBER_AMX_LOAD(A, a, act_stride);                   \
+    EMBER_AMX_LOAD(B, bt, 64);                          \
+    EMBER_AMX_ZERO(C);                                  \
+    if constexpr (signed_b)                             \
+      EMBER_AMX_DOT_SS(C, A, B);                        \
+    else                                                \
+      EMBER_AMX_DOT_SU(C, A, B);                        \
+    EMBER_AMX_STORE(C, sums, 64);                       \
   } while (0)
 
 // 16 tokens against one group of 16 rows over all blocks: out[k][r] for token k, row r.
@@ -131,9 +133,9 @@ HWY_INLINE void AmxGroupTile(const uint8_t* HWY_RESTRICT bt, const uint8_t* HWY_
   for (size_t k = 0; k < kAmxTok; ++k) acc[k] = off[k] = _mm512_setzero_ps();
   auto stage = [&](size_t b) {
     if (b % 2 == 0)
-      EMBER_AMX_STAGE(0, 4, 6, aq + 32 * b, bt + 512 * b, sums[0]);
+      EMBER_AMX_STAGE(0, 4, 6, aq + 32 * b, bt + 512 * b, sums[0], kT == DType::Q8_0);
     else
-      EMBER_AMX_STAGE(1, 5, 7, aq + 32 * b, bt + 512 * b, sums[1]);
+      EMBER_AMX_STAGE(1, 5, 7, aq + 32 * b, bt + 512 * b, sums[1], kT == DType::Q8_0);
   };
   stage(0);
   for (size_t b = 0; b < n_block; ++b) {
@@ -162,8 +164,6 @@ HWY_INLINE void AmxGroupTile(const uint8_t* HWY_RESTRICT bt, const uint8_t* HWY_
   for (size_t k = 0; k < kAmxTok; ++k)
     _mm512_store_ps(out[k], kT == DType::Q4_1 ? _mm512_add_ps(acc[k], off[k]) : acc[k]);
 }
-#undef EMBER_AMX_STAGE
-
 // The per-thread scratch of AmxPackedRowsOf, grown on demand, 64-byte aligned.
 inline uint8_t* AmxScratch(size_t bytes) {
   static thread_local std::vector<uint8_t> buffer;
@@ -248,6 +248,114 @@ size_t AmxPackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t ac
   }
 }
 
+// Q4_K in the x16 layout (packed.hpp's Q4_K record), 16 tokens' Q8_K activations against one
+// group of 16 rows: PackedQ4KGroup's integers and its double steps. Per super-block b and
+// group g of 32 elements, the tile stage sums q * a exactly (the nibbles unpacked to B tiles,
+// `bt` holding group g of super-block b at bt + 512 (8 b + g)); isum += scale_g * that, in
+// int32 as there; after the eighth group, the mins against the activations' group sums and
+// AddSuperBlockTerm, per token, in super-block order. Token k's blocks are at act[0] + k *
+// act_stride bytes.
+HWY_INLINE void AmxQ4KGroupTile(const uint8_t* HWY_RESTRICT bt, const uint8_t* HWY_RESTRICT rec, size_t n_sb,
+                                const quant::BlockQ8_K* const* act, size_t act_stride, float (*out)[kPackRows]) {
+  HWY_ALIGN int32_t sums[2][kAmxTok * kPackRows];
+  HWY_ALIGN double sum[kAmxTok][kPackRows];
+  for (size_t k = 0; k < kAmxTok; ++k)
+    for (size_t h = 0; h < 2; ++h) _mm512_store_pd(sum[k] + 8 * h, _mm512_setzero_pd());
+  const int8_t* a0 = act[0]->qs;
+  auto stage = [&](size_t i) {  // i = 8 b + g
+    const int8_t* a = a0 + i / 8 * sizeof(quant::BlockQ8_K) + 32 * (i % 8);
+    if (i % 2 == 0)
+      EMBER_AMX_STAGE(0, 4, 6, a, bt + 512 * i, sums[0], false);
+    else
+      EMBER_AMX_STAGE(1, 5, 7, a, bt + 512 * i, sums[1], false);
+  };
+  const size_t n_stage = 8 * n_sb;
+  stage(0);
+  for (size_t b = 0; b < n_sb; ++b, rec += kQ4KRecordBytes) {
+    __m512i isum[kAmxTok];
+#pragma GCC unroll 16
+    for (size_t k = 0; k < kAmxTok; ++k) isum[k] = _mm512_setzero_si512();
+    for (size_t g = 0; g < 8; ++g) {
+      const size_t i = 8 * b + g;
+      if (i + 1 < n_stage) stage(i + 1);
+      const int32_t* c = sums[i % 2];
+      const __m512i sc = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(rec + 2048 + 16 * g)));
+#pragma GCC unroll 16
+      for (size_t k = 0; k < kAmxTok; ++k)
+        isum[k] = _mm512_add_epi32(isum[k], _mm512_mullo_epi32(_mm512_load_si512(c + kPackRows * k), sc));
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 2048 + 128 + 256)));
+    const __m512 dmw =
+        _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 2048 + 128 + 256 + 32)));
+#pragma GCC unroll 16
+    for (size_t k = 0; k < kAmxTok; ++k) {
+      const quant::BlockQ8_K& a = act[k][b];
+      int16_t group[8];
+      for (size_t j = 0; j < 8; ++j) group[j] = int16_t(a.bsums[2 * j] + a.bsums[2 * j + 1]);
+      __m512i ms = _mm512_setzero_si512();
+      for (size_t j = 0; j < 4; ++j) {
+        int32_t pair;
+        std::memcpy(&pair, group + 2 * j, sizeof(pair));
+        ms = _mm512_dpwssd_epi32(ms, _mm512_load_si512(rec + 2048 + 128 + 64 * j), _mm512_set1_epi32(pair));
+      }
+      AddSuperBlockTerm(sum[k], dw, dmw, a.d, isum[k], ms);
+    }
+  }
+  for (size_t k = 0; k < kAmxTok; ++k)
+    for (size_t h = 0; h < 2; ++h) _mm256_storeu_ps(out[k] + 8 * h, _mm512_cvtpd_ps(_mm512_load_pd(sum[k] + 8 * h)));
+}
+
+// Rows [r_begin, r_end) of a packed Q4_K matrix against the first n_tok / 16 * 16 of n_tok (<=
+// kTokenChunk) tokens' Q8_K rows, act_stride bytes apart. Returns how many tokens it did (0 for
+// other formats: Q6_K's groups of 16 stay on PackedKRows); PackedKRows takes the rest. Groups
+// outer, as AmxPackedRowsOf: a group's quants unpacked once into B tiles, then each token tile.
+HWY_INLINE size_t AmxPackedQ4KRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t act_stride,
+                                   size_t n_tok, float* y, size_t y_stride, size_t r_begin, size_t r_end) {
+  constexpr size_t kMaxTiles = detail::kTokenChunk / kAmxTok;
+  const size_t n_tiles = n_tok / kAmxTok < kMaxTiles ? n_tok / kAmxTok : kMaxTiles;
+  if (w.dtype != DType::Q4_K || n_tiles == 0 || r_begin >= r_end) return 0;
+  const size_t n_sb = w.n_col / 256, stride = packed_group_stride(w.dtype, w.n_col);
+  uint8_t* unpacked = AmxScratch(n_sb * 8 * 512);
+  AmxConfig cfg;
+  for (int t = 0; t < 2; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // sums: 16 tokens x 16 rows
+  for (int t = 4; t < 6; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 32;  // A: 16 tokens x 32 quants
+  for (int t = 6; t < 8; ++t) cfg.rows[t] = 8, cfg.colsb[t] = 64;   // B: 8 quads x 16 rows x 4
+  AmxLoadConfig(cfg);
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  HWY_ALIGN float out[kAmxTok][kPackRows];
+  for (size_t g = r_begin / kPackRows; g * kPackRows < r_end; ++g) {
+    const uint8_t* rec = reinterpret_cast<const uint8_t*>(w.packed) + g * stride;
+    for (size_t b = 0; b < n_sb; ++b) {
+      const uint8_t* r = rec + b * kQ4KRecordBytes;
+      PrefetchAhead<kQ4KRecordBytes>(r);
+      for (size_t p = 0; p < 4; ++p)  // groups 2p (low nibbles) and 2p + 1 (high)
+        for (size_t j = 0; j < 8; ++j) {
+          const __m512i raw = _mm512_load_si512(r + 64 * (8 * p + j));
+          uint8_t* dst = unpacked + 512 * (8 * b + 2 * p) + 64 * j;
+          _mm512_store_si512(dst, _mm512_and_si512(raw, low));
+          _mm512_store_si512(dst + 512, _mm512_and_si512(_mm512_srli_epi16(raw, 4), low));
+        }
+    }
+    const size_t row0 = g * kPackRows;
+    const size_t lo = r_begin > row0 ? r_begin - row0 : 0;
+    const size_t hi = r_end - row0 < kPackRows ? r_end - row0 : kPackRows;
+    for (size_t i = 0; i < n_tiles; ++i) {
+      const size_t t0 = i * kAmxTok;
+      AmxQ4KGroupTile(unpacked, rec, n_sb, act + t0, act_stride, out);
+      for (size_t k = 0; k < kAmxTok; ++k)
+        std::memcpy(y + (t0 + k) * y_stride + row0 + lo, out[k] + lo, (hi - lo) * sizeof(float));
+    }
+  }
+  AmxRelease();
+  return n_tiles * kAmxTok;
+}
+
+size_t AmxPackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t act_stride, size_t n_tok,
+                      float* y, size_t y_stride, size_t r_begin, size_t r_end) {
+  return AmxPackedQ4KRows(w, act, act_stride, n_tok, y, y_stride, r_begin, r_end);
+}
+
+#undef EMBER_AMX_STAGE
 #undef EMBER_AMX_LOAD
 #undef EMBER_AMX_STORE
 #undef EMBER_AMX_ZERO

@@ -364,12 +364,15 @@ constexpr bool HasPackedKKernel(DType t, bool vnni) {
   return HWY_TARGET != HWY_AVX2 && vnni && (t == DType::Q4_K || t == DType::Q6_K);
 }
 
-HWY_INLINE void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t n_tok, float* y,
-                            size_t y_stride, size_t r_begin, size_t r_end) {
+// `amx`: as PackedRows' (Q4_K's full tiles of 16 tokens on the tile unit, with the bits of the
+// x16 kernel); `act_stride`: bytes from one token's Q8_K row to the next.
+HWY_INLINE void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* act, size_t act_stride, size_t n_tok,
+                            float* y, size_t y_stride, size_t r_begin, size_t r_end, bool amx) {
 #if HWY_TARGET != HWY_AVX2
-  int8_vnni::PackedKRows(w, act, n_tok, y, y_stride, r_begin, r_end);
+  const size_t done = amx ? int8_vnni::AmxPackedKRows(w, act, act_stride, n_tok, y, y_stride, r_begin, r_end) : 0;
+  if (done < n_tok) int8_vnni::PackedKRows(w, act + done, n_tok - done, y + done * y_stride, y_stride, r_begin, r_end);
 #else
-  (void)w, (void)act, (void)n_tok, (void)y, (void)y_stride, (void)r_begin, (void)r_end;
+  (void)w, (void)act, (void)act_stride, (void)n_tok, (void)y, (void)y_stride, (void)r_begin, (void)r_end, (void)amx;
 #endif
 }
 
@@ -488,8 +491,8 @@ HWY_INLINE void KQuantRows(const MatrixView&, const quant::BlockQ8_K* const*, si
 constexpr bool HasQuantKernel(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
 constexpr bool HasPackedKernel(DType /*t*/) { return false; }
 constexpr bool HasPackedKKernel(DType /*t*/, bool /*vnni*/) { return false; }
-HWY_INLINE void PackedKRows(const MatrixView&, const quant::BlockQ8_K* const*, size_t, float*, size_t, size_t, size_t) {
-}
+HWY_INLINE void PackedKRows(const MatrixView&, const quant::BlockQ8_K* const*, size_t, size_t, float*, size_t, size_t,
+                            size_t, bool) {}
 HWY_INLINE void PackedRows(const MatrixView&, const detail::PlanarQ8*, size_t, size_t, float*, size_t, size_t, size_t,
                            bool, bool) {}
 HWY_INLINE void PackedCorrection(detail::PlanarQ8, size_t, int32_t) {}
@@ -574,7 +577,7 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
         blocks[k] = out;
       }
       if (w.packed && HasPackedKKernel(w.dtype, vnni)) {
-        PackedKRows(w, blocks, nt, yt, y_stride, r_begin, r_end);
+        PackedKRows(w, blocks, stride, nt, yt, y_stride, r_begin, r_end, amx);
         continue;
       }
       KQuantRows(w, blocks, nt, yt, y_stride, r_begin, r_end, vnni);

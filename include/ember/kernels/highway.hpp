@@ -93,7 +93,7 @@ struct Highway {
   static void set_vnni_enabled(bool enabled);
   static bool vnni_enabled();  // available and enabled
 
-  // AMX-INT8 tiles for the prefill of Q4_0, Q4_1 and Q8_0 weights (16 tokens and more per
+  // AMX-INT8 tiles for the prefill of Q4_0, Q4_1, Q8_0 and Q4_K weights (16 tokens and more per
   // matmul; amx_x86-inl.hpp), with the VNNI kernels' bits. Available when the CPU reports
   // AMX-TILE and AMX-INT8, the OS saves the tile state and Linux grants it to this process
   // (asked at the first call); used when available, enabled (the default) and VNNI is
