@@ -164,7 +164,9 @@ HWY_INLINE void AmxGroupTile(const uint8_t* HWY_RESTRICT bt, const uint8_t* HWY_
   for (size_t k = 0; k < kAmxTok; ++k)
     _mm512_store_ps(out[k], kT == DType::Q4_1 ? _mm512_add_ps(acc[k], off[k]) : acc[k]);
 }
-// The per-thread scratch of AmxPackedRowsOf, grown on demand, 64-byte aligned.
+
+// The per-thread scratch of AmxPackedRowsOf and AmxPackedQ4KRows, grown on demand, 64-byte
+// aligned.
 inline uint8_t* AmxScratch(size_t bytes) {
   static thread_local std::vector<uint8_t> buffer;
   if (buffer.size() < bytes + 64) buffer.resize(bytes + 64);
