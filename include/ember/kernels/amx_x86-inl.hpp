@@ -118,6 +118,15 @@ HWY_INLINE void AmxRelease() { asm volatile("tilerelease" ::); }
     EMBER_AMX_STORE(C, sums, 64);                       \
   } while (0)
 
+// The tiles EMBER_AMX_STAGE uses, for the kernels below to load before their first stage.
+HWY_INLINE void AmxLoadStageConfig() {
+  AmxConfig cfg;
+  for (int t = 0; t < 2; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // sums: 16 tokens x 16 rows
+  for (int t = 4; t < 6; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 32;  // A: 16 tokens x 32 quants
+  for (int t = 6; t < 8; ++t) cfg.rows[t] = 8, cfg.colsb[t] = 64;   // B: 8 quads x 16 rows x 4
+  AmxLoadConfig(cfg);
+}
+
 // 16 tokens against one group of 16 rows over all blocks: out[k][r] for token k, row r.
 // `bt`: the group's B tiles, block b at bt + 512 b; `aq`: token 0's quants (token k at
 // aq + k * act_stride); `ad`, `as`: the tokens' activation scales and s slots per block,
@@ -166,7 +175,7 @@ HWY_INLINE void AmxGroupTile(const uint8_t* HWY_RESTRICT bt, const uint8_t* HWY_
 }
 
 // The per-thread scratch of AmxPackedRowsOf and AmxPackedQ4KRows, grown on demand, 64-byte
-// aligned.
+// aligned: beside detail::thread_scratch, which holds the same call's activations.
 inline uint8_t* AmxScratch(size_t bytes) {
   static thread_local std::vector<uint8_t> buffer;
   if (buffer.size() < bytes + 64) buffer.resize(bytes + 64);
@@ -201,11 +210,7 @@ HWY_INLINE size_t AmxPackedRowsOf(const MatrixView& w, const detail::PlanarQ8* a
       ad[at] = act[t].d[b];
       if (kT != DType::Q8_0) std::memcpy(as + at, act[t].s + b, sizeof(float));  // Q4_0: an int32's bits
     }
-  AmxConfig cfg;
-  for (int t = 0; t < 2; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // sums: 16 tokens x 16 rows
-  for (int t = 4; t < 6; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 32;  // A: 16 tokens x 32 quants
-  for (int t = 6; t < 8; ++t) cfg.rows[t] = 8, cfg.colsb[t] = 64;   // B: 8 quads x 16 rows x 4
-  AmxLoadConfig(cfg);
+  AmxLoadStageConfig();
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   HWY_ALIGN float out[kAmxTok][kPackRows];
   for (size_t g = r_begin / kPackRows; g * kPackRows < r_end; ++g) {
@@ -318,11 +323,7 @@ HWY_INLINE size_t AmxPackedQ4KRows(const MatrixView& w, const quant::BlockQ8_K* 
   if (w.dtype != DType::Q4_K || n_tiles == 0 || r_begin >= r_end) return 0;
   const size_t n_sb = w.n_col / 256, stride = packed_group_stride(w.dtype, w.n_col);
   uint8_t* unpacked = AmxScratch(n_sb * 8 * 512);
-  AmxConfig cfg;
-  for (int t = 0; t < 2; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // sums: 16 tokens x 16 rows
-  for (int t = 4; t < 6; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 32;  // A: 16 tokens x 32 quants
-  for (int t = 6; t < 8; ++t) cfg.rows[t] = 8, cfg.colsb[t] = 64;   // B: 8 quads x 16 rows x 4
-  AmxLoadConfig(cfg);
+  AmxLoadStageConfig();
   const __m512i low = _mm512_set1_epi8(0x0f);
   HWY_ALIGN float out[kAmxTok][kPackRows];
   for (size_t g = r_begin / kPackRows; g * kPackRows < r_end; ++g) {
