@@ -932,11 +932,20 @@ HWY_INLINE void AttendValues(const MatrixView& values_t, const float* p, size_t 
   constexpr size_t kN = hn::MaxLanes(DF());
   // The chunk's probabilities, copied to rows a little over 2 KiB apart: rows n_pos floats
   // apart often share their low 12 address bits, and 8 such streams overflow an L1 set.
+  // Each row is zero-padded to whole steps of 2 kN positions, so the last (partial) step
+  // reads its probabilities from here like the others.
   constexpr size_t kStride = kAttnChunk + 16;
+  static_assert(kAttnChunk % (2 * kN) == 0, "a chunk is whole steps");
   HWY_ALIGN float pc[kG * kStride];
+  hwy::float16_t vtail[4 * kN];  // a row's tail, then zeros
+  std::memset(static_cast<void*>(vtail), 0, sizeof(vtail));
   for (size_t j0 = 0; j0 < n_pos; j0 += kAttnChunk) {
     const size_t j1 = n_pos - j0 < kAttnChunk ? n_pos : j0 + kAttnChunk;
-    for (size_t g = 0; g < kG; ++g) std::memcpy(pc + g * kStride, p + g * n_pos + j0, (j1 - j0) * sizeof(float));
+    const size_t padded = (j1 - j0 + 2 * kN - 1) / (2 * kN) * (2 * kN);
+    for (size_t g = 0; g < kG; ++g) {
+      std::memcpy(pc + g * kStride, p + g * n_pos + j0, (j1 - j0) * sizeof(float));
+      std::memset(pc + g * kStride + (j1 - j0), 0, (padded - (j1 - j0)) * sizeof(float));
+    }
     for (size_t dim = 0; dim < values_t.n_row; ++dim) {
       const auto* v = reinterpret_cast<const hwy::float16_t*>(values_t.row(dim));
       // The piece of this chunk kAttnAheadRows rows on (at the start of a chunk, the first
@@ -958,18 +967,24 @@ HWY_INLINE void AttendValues(const MatrixView& values_t, const float* p, size_t 
           acc[g][1] = hn::MulAdd(v1, hn::Load(d, pj + g * kStride + kN), acc[g][1]);
         }
       }
-      if (j < j1) {  // zero-padded: the padding adds exact zeros
+      if (j < j1) {  // zero-padded values and probabilities: the padding adds exact zeros
+        // The row's last 2 kN values (whole, when the row has that many) copied in front of
+        // zeros, then read from where position j landed: no call per row for the tail.
         const size_t rem = j1 - j;
-        hwy::float16_t vb[2 * kN];
-        std::memset(static_cast<void*>(vb), 0, sizeof(vb));
-        std::memcpy(static_cast<void*>(vb), v + j, rem * sizeof(hwy::float16_t));
-        const VF v0 = LoadWeights(d, vb), v1 = LoadWeights(d, vb + kN);
-        HWY_ALIGN float pb[2 * kN] = {};
+        const hwy::float16_t* vt = vtail + 2 * kN - rem;
+        if (j1 >= 2 * kN) {
+          std::memcpy(static_cast<void*>(vtail), v + j1 - 2 * kN, 2 * kN * sizeof(hwy::float16_t));
+        } else {
+          vt = vtail;
+          std::memset(static_cast<void*>(vtail), 0, 2 * kN * sizeof(hwy::float16_t));
+          std::memcpy(static_cast<void*>(vtail), v + j, rem * sizeof(hwy::float16_t));
+        }
+        const VF v0 = LoadWeights(d, vt), v1 = LoadWeights(d, vt + kN);
+        const float* pj = pc + (j - j0);
 #pragma GCC unroll 16
         for (size_t g = 0; g < kG; ++g) {
-          std::memcpy(pb, pc + g * kStride + (j - j0), rem * sizeof(float));
-          acc[g][0] = hn::MulAdd(v0, hn::Load(d, pb), acc[g][0]);
-          acc[g][1] = hn::MulAdd(v1, hn::Load(d, pb + kN), acc[g][1]);
+          acc[g][0] = hn::MulAdd(v0, hn::Load(d, pj + g * kStride), acc[g][0]);
+          acc[g][1] = hn::MulAdd(v1, hn::Load(d, pj + g * kStride + kN), acc[g][1]);
         }
       }
 #pragma GCC unroll 16

@@ -125,11 +125,19 @@ inline void attend_values(const MatrixView& values_t, const float* p, size_t n_p
   constexpr size_t N = F::size;
   // The chunk's probabilities, copied to rows a little over 2 KiB apart: rows n_pos floats
   // apart often share their low 12 address bits, and 8 such streams overflow an L1 set.
+  // Each row is zero-padded to whole steps of 2 N positions, so the last (partial) step reads
+  // its probabilities from here like the others.
   constexpr size_t kStride = kAttnChunk + 16;
+  static_assert(kAttnChunk % (2 * N) == 0, "a chunk is whole steps");
   alignas(64) float pc[kG * kStride];
+  uint16_t vtail[4 * N] = {};  // a row's tail, then zeros
   for (size_t j0 = 0; j0 < n_pos; j0 += kAttnChunk) {
     const size_t j1 = std::min(n_pos, j0 + kAttnChunk);
-    for (size_t g = 0; g < kG; ++g) std::memcpy(pc + g * kStride, p + g * n_pos + j0, (j1 - j0) * sizeof(float));
+    const size_t padded = (j1 - j0 + 2 * N - 1) / (2 * N) * (2 * N);
+    for (size_t g = 0; g < kG; ++g) {
+      std::memcpy(pc + g * kStride, p + g * n_pos + j0, (j1 - j0) * sizeof(float));
+      std::memset(pc + g * kStride + (j1 - j0), 0, (padded - (j1 - j0)) * sizeof(float));
+    }
     for (size_t dim = 0; dim < values_t.n_row; ++dim) {
       const auto* v = reinterpret_cast<const uint16_t*>(values_t.row(dim));
       // This chunk's piece of the row kAttnAheadRows on (at a chunk's start, of the first rows
@@ -151,17 +159,24 @@ inline void attend_values(const MatrixView& values_t, const float* p, size_t n_p
           acc[g][1] = xsimd::fma(v1, F::load_aligned(pj + g * kStride + N), acc[g][1]);
         }
       }
-      if (j < j1) {  // zero-padded: the padding adds exact zeros
+      if (j < j1) {  // zero-padded values and probabilities: the padding adds exact zeros
+        // The row's last 2 N values (whole, when the row has that many) copied in front of
+        // zeros, then read from where position j landed: no call per row for the tail.
         const size_t rem = j1 - j;
-        alignas(64) uint16_t vb[2 * N] = {};
-        std::memcpy(vb, v + j, rem * sizeof(uint16_t));
-        const F v0 = load_f16<A>(vb), v1 = load_f16<A>(vb + N);
-        alignas(64) float pb[2 * N] = {};
+        const uint16_t* vt = vtail + 2 * N - rem;
+        if (j1 >= 2 * N) {
+          std::memcpy(vtail, v + j1 - 2 * N, 2 * N * sizeof(uint16_t));
+        } else {
+          vt = vtail;
+          std::fill_n(vtail, 2 * N, uint16_t(0));
+          std::memcpy(vtail, v + j, rem * sizeof(uint16_t));
+        }
+        const F v0 = load_f16<A>(vt), v1 = load_f16<A>(vt + N);
+        const float* pj = pc + (j - j0);
 #pragma GCC unroll 8
         for (size_t g = 0; g < kG; ++g) {
-          std::memcpy(pb, pc + g * kStride + (j - j0), rem * sizeof(float));
-          acc[g][0] = xsimd::fma(v0, F::load_aligned(pb), acc[g][0]);
-          acc[g][1] = xsimd::fma(v1, F::load_aligned(pb + N), acc[g][1]);
+          acc[g][0] = xsimd::fma(v0, F::load_aligned(pj + g * kStride), acc[g][0]);
+          acc[g][1] = xsimd::fma(v1, F::load_aligned(pj + g * kStride + N), acc[g][1]);
         }
       }
 #pragma GCC unroll 8
