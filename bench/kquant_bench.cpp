@@ -1,4 +1,4 @@
-// Quantized matmul throughput, Reference vs Highway, one thread: for each
+// Quantized matmul throughput, Reference vs Highway, one thread (Highway: --threads=T): for each
 // weight format, a 2048x2048 and a 5632x2048 matrix (a 1B-class model's
 // attention and FFN shapes) times 1 token (decode) and 8 tokens (a small
 // batch). Prints the time per call and the weights' bytes per second (each
@@ -6,7 +6,7 @@
 // throughput does not depend on the values.
 //
 //   kquant_bench [--seconds=S] [--no-vnni] [--no-amx] [--packed] [--cold] [--xsimd] [--tok=N,...]
-//                [--no-ref] [format ...]
+//                [--threads=T] [--no-ref] [format ...]
 //
 // S is the time spent per measurement (default 0.5); --no-vnni runs the
 // AVX2-style int8 path on AVX-512 targets; --packed gives Highway the x16 copy
@@ -19,6 +19,10 @@
 // token counts instead of 1 and 8 (prefill: 64 is one chunk of Highway's matmul; with 16 and
 // more, AMX where the CPU has it, --no-amx turns it off); the last column is then the
 // multiply-adds per second. --no-ref skips Reference (slow for many tokens).
+// --threads=T splits each Highway call's rows over T threads (ember::ThreadPool, cut at whole
+// groups of 16 rows, as a Session splits a matmul): with --cold, what decode's threads read
+// together. Check a finding against decode itself: without software prefetch one thread
+// read Q4_K / Q6_K 40-55% faster here, two threads mixed, decode 10% slower (RESULTS.md).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -30,6 +34,7 @@
 
 #define EMBER_IMPLEMENTATION
 #include "ember/core/large_buffer.hpp"
+#include "ember/core/thread_pool.hpp"
 #include "ember/kernels/kernels.hpp"
 #include "ember/kernels/packed.hpp"
 #include "ember/kernels/xsimd.hpp"
@@ -127,6 +132,7 @@ int main(int argc, char** argv) {
   double budget = 0.5;
   std::vector<DType> formats;
   bool packed = false, cold = false, use_xsimd = false, ref_on = true;
+  size_t n_threads = 1;
   std::vector<size_t> tokens = {1, 8};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -150,6 +156,12 @@ int main(int argc, char** argv) {
         tokens.push_back(n);
         p = *end == ',' ? end + 1 : end;
       }
+    } else if (arg.rfind("--threads=", 0) == 0) {
+      n_threads = std::strtoul(arg.c_str() + 10, nullptr, 10);
+      if (n_threads == 0) {
+        std::fprintf(stderr, "bad %s\n", arg.c_str());
+        return 2;
+      }
     } else if (arg == "--packed") {
       packed = true;
     } else if (arg == "--cold") {
@@ -167,17 +179,34 @@ int main(int argc, char** argv) {
     formats = {DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q5_0, DType::Q5_1,
                DType::Q3_K, DType::Q2_K, DType::Q4_0, DType::Q8_0};
   }
-  // The backend timed in the "hwy" columns.
+  // The backend timed in the "hwy" columns, rows split over the pool's threads.
+  ember::ThreadPool pool(n_threads);
+  struct Call {
+    const MatrixView* w;
+    const float* x;
+    size_t n_tok;
+    float* y;
+    bool xsimd;
+    size_t n_task;
+    size_t cut(size_t i) const { return i == n_task ? w->n_row : w->n_row * i / n_task / 16 * 16; }
+  };
   const auto matmul = [&](const MatrixView& w, const float* x, size_t n_tok, float* y) {
-    if (use_xsimd)
-      ember::kernels::Xsimd<>::matmul(w, x, w.n_col, n_tok, y, w.n_row, 0, w.n_row);
-    else
-      Highway::matmul(w, x, w.n_col, n_tok, y, w.n_row, 0, w.n_row);
+    Call call{&w, x, n_tok, y, use_xsimd, n_threads};
+    pool.run(
+        n_threads,
+        [](void* ctx, size_t i) {
+          const Call& c = *static_cast<const Call*>(ctx);
+          if (c.xsimd)
+            ember::kernels::Xsimd<>::matmul(*c.w, c.x, c.w->n_col, c.n_tok, c.y, c.w->n_row, c.cut(i), c.cut(i + 1));
+          else
+            Highway::matmul(*c.w, c.x, c.w->n_col, c.n_tok, c.y, c.w->n_row, c.cut(i), c.cut(i + 1));
+        },
+        &call);
   };
   if (use_xsimd) std::printf("hwy columns: Xsimd<%s>\n", xsimd::default_arch::name());
-  std::printf("Highway target %s, VNNI %s, AMX %s, x16 copy %s; one thread; Highway: %s\n", Highway::current_target(),
-              Highway::vnni_enabled() ? "on" : "off", Highway::amx_enabled() ? "on" : "off", packed ? "on" : "off",
-              cold ? "mean of calls on 16 copies in turn" : "best of repeated calls");
+  std::printf("Highway target %s, VNNI %s, AMX %s, x16 copy %s; Reference one thread, Highway %zu; Highway: %s\n",
+              Highway::current_target(), Highway::vnni_enabled() ? "on" : "off", Highway::amx_enabled() ? "on" : "off",
+              packed ? "on" : "off", n_threads, cold ? "mean of calls on 16 copies in turn" : "best of repeated calls");
   std::printf("%-5s %-10s %4s %12s %10s %12s %10s %8s %10s\n", "fmt", "matrix", "tok", "ref ms", "ref GB/s", "hwy ms",
               "hwy GB/s", "speedup", "hwy GMAC/s");
   Rng rng{42};
