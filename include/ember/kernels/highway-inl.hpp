@@ -937,7 +937,7 @@ HWY_INLINE void AttendValues(const MatrixView& values_t, const float* p, size_t 
   constexpr size_t kStride = kAttnChunk + 16;
   static_assert(kAttnChunk % (2 * kN) == 0, "a chunk is whole steps");
   HWY_ALIGN float pc[kG * kStride];
-  hwy::float16_t vtail[4 * kN];  // a row's tail, then zeros
+  hwy::float16_t vtail[4 * kN];  // row_tail's buffer
   std::memset(static_cast<void*>(vtail), 0, sizeof(vtail));
   for (size_t j0 = 0; j0 < n_pos; j0 += kAttnChunk) {
     const size_t j1 = n_pos - j0 < kAttnChunk ? n_pos : j0 + kAttnChunk;
@@ -968,17 +968,7 @@ HWY_INLINE void AttendValues(const MatrixView& values_t, const float* p, size_t 
         }
       }
       if (j < j1) {  // zero-padded values and probabilities: the padding adds exact zeros
-        // The row's last 2 kN values (whole, when the row has that many) copied in front of
-        // zeros, then read from where position j landed: no call per row for the tail.
-        const size_t rem = j1 - j;
-        const hwy::float16_t* vt = vtail + 2 * kN - rem;
-        if (j1 >= 2 * kN) {
-          std::memcpy(static_cast<void*>(vtail), v + j1 - 2 * kN, 2 * kN * sizeof(hwy::float16_t));
-        } else {
-          vt = vtail;
-          std::memset(static_cast<void*>(vtail), 0, 2 * kN * sizeof(hwy::float16_t));
-          std::memcpy(static_cast<void*>(vtail), v + j, rem * sizeof(hwy::float16_t));
-        }
+        const hwy::float16_t* vt = row_tail<2 * kN>(v, j1, j1 - j, vtail);
         const VF v0 = LoadWeights(d, vt), v1 = LoadWeights(d, vt + kN);
         const float* pj = pc + (j - j0);
 #pragma GCC unroll 16

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 
 #include "ember/tensor/dtype.hpp"
 
@@ -27,6 +28,22 @@ struct MatrixView {
 
   const std::byte* row(size_t r) const { return static_cast<const std::byte*>(data) + r * row_bytes; }
 };
+
+// The partial last step of a loop that reads a row kStep elements at a time: the rem
+// elements before `end` followed by zeros, without a copy sized at run time. `buf`'s upper
+// kStep elements must be zero (the caller clears them once); where the row has kStep
+// elements before `end`, those are copied whole and the result points into buf where the
+// step's first element landed.
+template <size_t kStep, class T>
+const T* row_tail(const T* row, size_t end, size_t rem, T (&buf)[2 * kStep]) {
+  if (end >= kStep) {
+    std::memcpy(static_cast<void*>(buf), row + end - kStep, kStep * sizeof(T));
+    return buf + kStep - rem;
+  }
+  std::memset(static_cast<void*>(buf), 0, kStep * sizeof(T));
+  std::memcpy(static_cast<void*>(buf), row + end - rem, rem * sizeof(T));
+  return buf;
+}
 
 // A view of a densely packed (n_row, n_col) matrix.
 inline MatrixView make_matrix_view(DType dtype, const void* data, size_t n_row, size_t n_col) {

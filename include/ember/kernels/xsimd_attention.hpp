@@ -130,7 +130,7 @@ inline void attend_values(const MatrixView& values_t, const float* p, size_t n_p
   constexpr size_t kStride = kAttnChunk + 16;
   static_assert(kAttnChunk % (2 * N) == 0, "a chunk is whole steps");
   alignas(64) float pc[kG * kStride];
-  uint16_t vtail[4 * N] = {};  // a row's tail, then zeros
+  uint16_t vtail[4 * N] = {};  // row_tail's buffer
   for (size_t j0 = 0; j0 < n_pos; j0 += kAttnChunk) {
     const size_t j1 = std::min(n_pos, j0 + kAttnChunk);
     const size_t padded = (j1 - j0 + 2 * N - 1) / (2 * N) * (2 * N);
@@ -160,17 +160,7 @@ inline void attend_values(const MatrixView& values_t, const float* p, size_t n_p
         }
       }
       if (j < j1) {  // zero-padded values and probabilities: the padding adds exact zeros
-        // The row's last 2 N values (whole, when the row has that many) copied in front of
-        // zeros, then read from where position j landed: no call per row for the tail.
-        const size_t rem = j1 - j;
-        const uint16_t* vt = vtail + 2 * N - rem;
-        if (j1 >= 2 * N) {
-          std::memcpy(vtail, v + j1 - 2 * N, 2 * N * sizeof(uint16_t));
-        } else {
-          vt = vtail;
-          std::fill_n(vtail, 2 * N, uint16_t(0));
-          std::memcpy(vtail, v + j, rem * sizeof(uint16_t));
-        }
+        const uint16_t* vt = row_tail<2 * N>(v, j1, j1 - j, vtail);
         const F v0 = load_f16<A>(vt), v1 = load_f16<A>(vt + N);
         const float* pj = pc + (j - j0);
 #pragma GCC unroll 8
