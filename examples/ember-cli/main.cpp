@@ -288,7 +288,10 @@ int tokenize(const Args& a) {
   eo.parse_special = a.parse_special;
   const auto ids = tok->encode(text, eo);
   std::string out;
-  for (size_t i = 0; i < ids.size(); ++i) out += (i ? " " : "") + std::to_string(ids[i]);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) out += ' ';
+    out += std::to_string(ids[i]);
+  }
   std::printf("%s\n", out.c_str());
   return 0;
 }

@@ -1199,7 +1199,8 @@ class Parser {
   Error too_deep() const { return error("template nested too deeply", Errc::out_of_range); }
 
   Result<void> expect_op(std::string_view op) {
-    if (!skip_op(op)) return unexpected("'" + std::string(op) + "'");
+    // Not "'" + std::string(op): GCC 12 warns a false -Wrestrict on that.
+    if (!skip_op(op)) return unexpected(std::string("'").append(op).append("'"));
     return {};
   }
   Result<std::string> expect_name(std::string_view what) {
