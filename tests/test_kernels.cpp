@@ -1221,7 +1221,7 @@ TEST_CASE("attention: a long context's chunks, merged by their log-sum-exps, equ
   const size_t hd = 64, group = 4, n_kv = 2;
   Rng rng{21};
   const std::pair<size_t, size_t> cases[] = {{1025, 2}, {2100, 3}, {3500, 4}};  // positions, chunks
-  for (const auto [n_pos, n_chunks] : cases) {
+  for (const auto& [n_pos, n_chunks] : cases) {
     const size_t first = 5, n_ctx = first + n_pos + 3;
     ember::KvCache cache(DType::F32, 1, n_ctx, n_kv * hd, hd);
     for (size_t p = 0; p < n_ctx; ++p) {

@@ -237,8 +237,7 @@ HWY_INLINE size_t AmxPackedRowsOf(const MatrixView& w, const detail::PlanarQ8* a
       const size_t t0 = i * kAmxTok;
       AmxGroupTile<kT>(bt, dw, mw, n_block, act[t0].qs, act_stride, ad + i * n_block * kAmxTok,
                        as + i * n_block * kAmxTok, out);
-      for (size_t k = 0; k < kAmxTok; ++k)
-        std::memcpy(y + (t0 + k) * y_stride + row0 + lo, out[k] + lo, (hi - lo) * sizeof(float));
+      for (size_t k = 0; k < kAmxTok; ++k) StoreGroup(y + (t0 + k) * y_stride + row0, out[k], lo, hi);
     }
   }
   AmxRelease();
@@ -345,8 +344,7 @@ HWY_INLINE size_t AmxPackedQ4KRows(const MatrixView& w, const quant::BlockQ8_K* 
     for (size_t i = 0; i < n_tiles; ++i) {
       const size_t t0 = i * kAmxTok;
       AmxQ4KGroupTile(unpacked, rec, n_sb, act + t0, act_stride, out);
-      for (size_t k = 0; k < kAmxTok; ++k)
-        std::memcpy(y + (t0 + k) * y_stride + row0 + lo, out[k] + lo, (hi - lo) * sizeof(float));
+      for (size_t k = 0; k < kAmxTok; ++k) StoreGroup(y + (t0 + k) * y_stride + row0, out[k], lo, hi);
     }
   }
   AmxRelease();
