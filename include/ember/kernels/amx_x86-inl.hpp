@@ -159,7 +159,7 @@ HWY_INLINE void AmxGroupTile(const uint8_t* HWY_RESTRICT bt, const uint8_t* HWY_
 #pragma GCC unroll 16
     for (size_t k = 0; k < kAmxTok; ++k) {
       __m512i isum = _mm512_load_si512(c + kPackRows * k);
-      if constexpr (kT == DType::Q4_0) {  // -8 * sum(a), PackedCorrection's
+      if constexpr (kT == DType::Q4_0) {  // -8 * sum(a), QuantizePlanarQ8's correction
         int32_t correction;
         std::memcpy(&correction, asb + k, sizeof(correction));
         isum = _mm512_add_epi32(isum, _mm512_set1_epi32(correction));

@@ -171,7 +171,12 @@ HWY_INLINE void DenseRow(const WT* HWY_RESTRICT w, size_t n, const float* HWY_RE
 // bits as detail::quantize_planar_q8 (scalar, and the reference's blocks):
 // amax, d = amax / 127 and id = 127 / amax as scalars, then q = x * id rounded
 // to nearest even (cvtps2dq in the default rounding mode, as std::rint).
-HWY_INLINE void QuantizePlanarQ8(const float* HWY_RESTRICT x, size_t n_col, detail::PlanarQ8 out, bool with_sum) {
+// `correction` (x86 only): the x16 kernels take Q4_0's nibbles unsigned and add -8 * sum(q)
+// per block, and with VNNI Q8_0's quants as w + 128, adding -128 * sum(q): a non-zero factor
+// puts factor * sum(q) in the block's otherwise unused s slot, as int32 (the sum the block's
+// quants already gave here; a scalar pass for it was a third of pp512's quantizing).
+HWY_INLINE void QuantizePlanarQ8(const float* HWY_RESTRICT x, size_t n_col, detail::PlanarQ8 out, bool with_sum,
+                                 int32_t correction = 0) {
 #if EMBER_HWY_X86
   const DF d;
   const hn::RebindToSigned<DF> di;
@@ -197,8 +202,13 @@ HWY_INLINE void QuantizePlanarQ8(const float* HWY_RESTRICT x, size_t n_col, deta
     }
     out.d[b] = f16_to_f32(f32_to_f16(scale));
     if (with_sum) out.s[b] = f16_to_f32(quant::activation_sum_f16(scale, hn::GetLane(hn::SumOfLanes(di, sum))));
+    if (correction != 0) {
+      const int32_t c = correction * hn::GetLane(hn::SumOfLanes(di, sum));
+      std::memcpy(out.s + b, &c, sizeof(c));
+    }
   }
 #else
+  (void)correction;
   // Highway's scalar NearestInt rounds x + 0.5, which is off by one for some
   // values just below a half: keep the scalar quantizer.
   detail::quantize_planar_q8(x, n_col, out, with_sum);
@@ -376,19 +386,7 @@ HWY_INLINE void PackedKRows(const MatrixView& w, const quant::BlockQ8_K* const* 
 #endif
 }
 
-// The x16 kernels take Q4_0's nibbles unsigned and add -8 * sum(a) per block, and with VNNI
-// Q8_0's quants as w + 128, adding -128 * sum(a): this puts factor * sum(a) in the planar
-// activation's otherwise unused s slot, as int32.
-HWY_INLINE void PackedCorrection(detail::PlanarQ8 act, size_t n_block, int32_t factor) {
-  for (size_t b = 0; b < n_block; ++b) {
-    int32_t sum = 0;
-    for (size_t j = 0; j < 32; ++j) sum += act.qs[32 * b + j];
-    const int32_t correction = factor * sum;
-    std::memcpy(act.s + b, &correction, sizeof(correction));
-  }
-}
-
-#else  // !EMBER_HWY_X86: Highway ops, widening the int8 products to int32
+#else   // !EMBER_HWY_X86: Highway ops, widening the int8 products to int32
 
 // One block of a weight row against kTok tokens: the integer products
 // accumulate exactly in int32 lanes, then acc[k] += d_w * d_a * sums.
@@ -495,8 +493,6 @@ HWY_INLINE void PackedKRows(const MatrixView&, const quant::BlockQ8_K* const*, s
                             size_t, bool) {}
 HWY_INLINE void PackedRows(const MatrixView&, const detail::PlanarQ8*, size_t, size_t, float*, size_t, size_t, size_t,
                            bool, bool) {}
-HWY_INLINE void PackedCorrection(detail::PlanarQ8, size_t, int32_t) {}
-
 #endif  // EMBER_HWY_X86
 
 // ---------------------------------------------------------------- matmul
@@ -585,13 +581,14 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
     }
     detail::PlanarQ8 act[detail::kTokenChunk];
     const bool with_sum = quant::activation_type(w.dtype) == DType::Q8_1;
+    const bool packed = w.packed && HasPackedKernel(w.dtype);
+    // The x16 kernels' per-block term (QuantizePlanarQ8's correction).
+    const int32_t correction = !packed || w.dtype == DType::Q4_1 ? 0 : w.dtype == DType::Q4_0 ? -8 : -128;
     for (size_t k = 0; k < nt; ++k) {
       act[k] = detail::planar_q8(scratch + k * stride, w.n_col);
-      QuantizePlanarQ8(xt + k * x_stride, w.n_col, act[k], with_sum);
+      QuantizePlanarQ8(xt + k * x_stride, w.n_col, act[k], with_sum, correction);
     }
-    if (w.packed && HasPackedKernel(w.dtype)) {
-      if (w.dtype != DType::Q4_1)
-        for (size_t k = 0; k < nt; ++k) PackedCorrection(act[k], w.n_col / 32, w.dtype == DType::Q4_0 ? -8 : -128);
+    if (packed) {
       PackedRows(w, act, stride, nt, yt, y_stride, r_begin, r_end, vnni, amx);
       continue;
     }

@@ -257,7 +257,7 @@ void QuantRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, f
 // (d_w * d_a, a product of two f16 values, is exact), and Q4_1 adds m_w * s_a through a
 // second chain, off_r = fma(m_w, s_a, off_r), then acc_r + off_r. The nibbles enter the dot
 // products unsigned; Q4_0's -8 offset is the integer -8 * sum(a) that the caller puts in the
-// activation's s slot (PackedCorrection). Q8_0 enters VNNI as w + 128 with -128 * sum(a) in
+// activation's s slot (QuantizePlanarQ8's correction). Q8_0 enters VNNI as w + 128 with -128 * sum(a) in
 // that slot, and the 256-bit code as |w| times a with w's sign. The VNNI copy works on 16 rows per 512-bit
 // vector, the other on two 256-bit halves: the same per-lane arithmetic, the same bits.
 
@@ -330,7 +330,7 @@ HWY_INLINE void PackedGroup(const uint8_t* HWY_RESTRICT q, const uint8_t* HWY_RE
   for (size_t b = 0; b < n_block; ++b, q += kQuantBytes) {
     PrefetchAhead<kQuantBytes>(q);
     __m512i wv[8];
-    if constexpr (kQ8) {  // w + 128 as unsigned; PackedCorrection adds -128 * sum(a)
+    if constexpr (kQ8) {  // w + 128 as unsigned; the correction adds -128 * sum(a)
       for (size_t c = 0; c < 8; ++c) wv[c] = _mm512_xor_si512(_mm512_load_si512(q + 64 * c), _mm512_set1_epi8(-128));
     } else {
       for (size_t c = 0; c < 4; ++c) {
@@ -445,7 +445,7 @@ HWY_INLINE void PackedGroupPair(const uint8_t* HWY_RESTRICT q, const uint8_t* HW
       for (size_t h = 0; h < 2; ++h) {
         const uint8_t* qh = q + h * stride;
         __m512i w0, w1;
-        if constexpr (kQ8) {  // w + 128 as unsigned; PackedCorrection adds -128 * sum(a)
+        if constexpr (kQ8) {  // w + 128 as unsigned; the correction adds -128 * sum(a)
           w0 = _mm512_xor_si512(_mm512_load_si512(qh + 64 * c), _mm512_set1_epi8(-128));
           w1 = _mm512_xor_si512(_mm512_load_si512(qh + 64 * (c + 1)), _mm512_set1_epi8(-128));
         } else {  // operand c < 4: chunk c's low nibbles; c >= 4: chunk c - 4's high nibbles
@@ -514,7 +514,7 @@ HWY_INLINE void StoreGroup(float* y, const float* out, size_t lo, size_t hi) {
 }
 
 // Rows [r_begin, r_end) of a Q4_0 / Q4_1 / Q8_0 matrix with w.packed set, against n_tok (<=
-// kTokenChunk) tokens; Q4_0's and Q8_0's activations carry PackedCorrection in their s slot. A group
+// kTokenChunk) tokens; Q4_0's and Q8_0's activations carry QuantizePlanarQ8's correction in their s slot. A group
 // that the range cuts is computed whole and stored in part: a row's bits never depend on
 // the range.
 void PackedRows(const MatrixView& w, const detail::PlanarQ8* act, size_t n_tok, float* y, size_t y_stride,
