@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -906,6 +907,43 @@ TEST_CASE("kernels: x16 packed matmul matches Reference, and its bits depend on 
     Highway::matmul(plain, x.data(), n_col, n_tok, without.data(), n_row, 0, n_row);
     CHECK(std::memcmp(with.data(), without.data(), with.size() * sizeof(float)) == 0);
     Highway::reset_target();
+  }
+}
+
+TEST_CASE("kernels: Highway::matmuls gives each matrix matmul's bits, the activations shared or not") {
+  // Q, K and V of one format (quantized once for the three), Q4_K with Q6_K (one Q8_K
+  // quantization), and formats that take different activations (each its own); row ranges
+  // that cut groups and an empty one; tokens past one chunk; one token (decode).
+  using Parts = std::vector<std::pair<DType, size_t>>;  // format, rows
+  const Parts cases[] = {{{DType::Q4_0, 48}, {DType::Q4_0, 16}, {DType::Q4_0, 37}},
+                         {{DType::Q8_0, 33}, {DType::Q8_0, 20}},
+                         {{DType::Q4_1, 40}, {DType::Q4_1, 18}},
+                         {{DType::Q4_K, 35}, {DType::Q6_K, 17}, {DType::Q4_K, 16}},
+                         {{DType::Q4_0, 32}, {DType::Q8_0, 17}, {DType::Q4_1, 19}, {DType::F16, 5}}};
+  for (const Parts& c : cases) {
+    const bool k_quants = ember::block_size(c[0].first) == 256;
+    if (k_quants && !Highway::vnni_available()) continue;
+    const size_t n_col = k_quants ? 512 : 256;
+    Rng rng(77 + c.size());
+    std::vector<std::unique_ptr<PackedMatrix>> ms;
+    for (const auto& [t, n_row] : c) ms.push_back(std::make_unique<PackedMatrix>(t, n_row, n_col, rng, 3));
+    for (size_t n_tok : {size_t(1), size_t(70)}) {
+      const std::vector<float> x = random_floats(n_tok * n_col, rng, -2, 2);
+      INFO(ember::name(c[0].first), " and others, ", n_tok, " tokens");
+      std::vector<std::vector<float>> one(c.size()), all(c.size());
+      std::vector<ember::kernels::MatmulPart> parts;
+      for (size_t i = 0; i < c.size(); ++i) {
+        const size_t n_row = c[i].second, lo = i == 1 ? 3 : 0, hi = i == 2 ? n_row - 5 : n_row;
+        one[i].assign(n_tok * n_row, 0.0f);
+        all[i].assign(n_tok * n_row, 0.0f);
+        Highway::matmul(ms[i]->view, x.data(), n_col, n_tok, one[i].data(), n_row, lo, hi);
+        parts.push_back({&ms[i]->view, all[i].data(), n_row, lo, hi});
+      }
+      parts.push_back({&ms[0]->view, all[0].data(), c[0].second, 4, 4});  // an empty range
+      Highway::matmuls(parts.data(), parts.size(), x.data(), n_col, n_tok);
+      for (size_t i = 0; i < c.size(); ++i)
+        CHECK(std::memcmp(one[i].data(), all[i].data(), one[i].size() * sizeof(float)) == 0);
+    }
   }
 }
 

@@ -529,6 +529,29 @@ HWY_INLINE void DenseRows(const MatrixView& w, const float* x, size_t x_stride, 
   }
 }
 
+// nt tokens' Q8_K activations (K-quant weights) into scratch, a row `stride` bytes apart, as
+// Reference quantizes them, with vectors (scalar, this was a fifth of Q4_K_M's prefill).
+HWY_INLINE void PrepareQ8K(const float* xt, size_t x_stride, size_t nt, size_t n_col, std::byte* scratch, size_t stride,
+                           const quant::BlockQ8_K** blocks) {
+  for (size_t k = 0; k < nt; ++k) {
+    auto* out = reinterpret_cast<quant::BlockQ8_K*>(scratch + k * stride);
+    QuantizeQ8K(xt + k * x_stride, out, n_col);
+    blocks[k] = out;
+  }
+}
+
+// nt tokens' planar Q8 activations for weights of type t into scratch; `packed`: for t's x16
+// kernel, with its per-block correction (QuantizePlanarQ8).
+HWY_INLINE void PreparePlanar(DType t, bool packed, const float* xt, size_t x_stride, size_t nt, size_t n_col,
+                              std::byte* scratch, size_t stride, detail::PlanarQ8* act) {
+  const bool with_sum = quant::activation_type(t) == DType::Q8_1;
+  const int32_t correction = !packed || t == DType::Q4_1 ? 0 : t == DType::Q4_0 ? -8 : -128;
+  for (size_t k = 0; k < nt; ++k) {
+    act[k] = detail::planar_q8(scratch + k * stride, n_col);
+    QuantizePlanarQ8(xt + k * x_stride, n_col, act[k], with_sum, correction);
+  }
+}
+
 // `scratch` holds min(n_tok, kTokenChunk) * planar_row_bytes(w.dtype, n_col)
 // bytes, 64-byte aligned; `vnni` says the CPU has AVX512_VNNI and it is on, `amx` the same of
 // AMX-INT8 (with the OS's and Linux's permission).
@@ -565,13 +588,8 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
       continue;
     }
     if (quant::activation_type(w.dtype) == DType::Q8_K) {
-      // As Reference quantizes them, with vectors (scalar, this was a fifth of Q4_K_M's prefill).
       const quant::BlockQ8_K* blocks[detail::kTokenChunk];
-      for (size_t k = 0; k < nt; ++k) {
-        auto* out = reinterpret_cast<quant::BlockQ8_K*>(scratch + k * stride);
-        QuantizeQ8K(xt + k * x_stride, out, w.n_col);
-        blocks[k] = out;
-      }
+      PrepareQ8K(xt, x_stride, nt, w.n_col, scratch, stride, blocks);
       if (w.packed && HasPackedKKernel(w.dtype, vnni)) {
         PackedKRows(w, blocks, stride, nt, yt, y_stride, r_begin, r_end, amx);
         continue;
@@ -580,19 +598,54 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
       continue;
     }
     detail::PlanarQ8 act[detail::kTokenChunk];
-    const bool with_sum = quant::activation_type(w.dtype) == DType::Q8_1;
     const bool packed = w.packed && HasPackedKernel(w.dtype);
-    // The x16 kernels' per-block term (QuantizePlanarQ8's correction).
-    const int32_t correction = !packed || w.dtype == DType::Q4_1 ? 0 : w.dtype == DType::Q4_0 ? -8 : -128;
-    for (size_t k = 0; k < nt; ++k) {
-      act[k] = detail::planar_q8(scratch + k * stride, w.n_col);
-      QuantizePlanarQ8(xt + k * x_stride, w.n_col, act[k], with_sum, correction);
-    }
+    PreparePlanar(w.dtype, packed, xt, x_stride, nt, w.n_col, scratch, stride, act);
     if (packed) {
       PackedRows(w, act, stride, nt, yt, y_stride, r_begin, r_end, vnni, amx);
       continue;
     }
     QuantRows(w, act, nt, yt, y_stride, r_begin, r_end, vnni);
+  }
+}
+
+// Several matrices against the same tokens (Highway::matmuls): where all have the same x16
+// format (Q, K and V; gate and up), each chunk of tokens is quantized once for all of them,
+// not once per matrix; else each goes through Matmul. The same activations either way, so the
+// same bits. `scratch` as Matmul's for the first part's matrix.
+void Matmuls(const MatmulPart* parts, size_t n_part, const float* x, size_t x_stride, size_t n_tok, std::byte* scratch,
+             bool vnni, bool amx) {
+  const MatrixView& w0 = *parts[0].w;
+  bool planar = w0.packed && HasPackedKernel(w0.dtype), q8k = w0.packed && HasPackedKKernel(w0.dtype, vnni);
+  for (size_t i = 1; i < n_part; ++i) {
+    const MatrixView& w = *parts[i].w;
+    planar = planar && w.packed && w.dtype == w0.dtype && w.n_col == w0.n_col;
+    q8k = q8k && w.packed && HasPackedKKernel(w.dtype, vnni) && w.n_col == w0.n_col;
+  }
+  if (!planar && !q8k) {
+    for (size_t i = 0; i < n_part; ++i)
+      Matmul(*parts[i].w, x, x_stride, n_tok, parts[i].y, parts[i].y_stride, parts[i].r_begin, parts[i].r_end, scratch,
+             vnni, amx);
+    return;
+  }
+  const size_t stride = detail::planar_row_bytes(w0.dtype, w0.n_col);
+  for (size_t t0 = 0; t0 < n_tok; t0 += detail::kTokenChunk) {
+    const size_t nt = n_tok - t0 < detail::kTokenChunk ? n_tok - t0 : detail::kTokenChunk;
+    const float* xt = x + t0 * x_stride;
+    if (q8k) {
+      const quant::BlockQ8_K* blocks[detail::kTokenChunk];
+      PrepareQ8K(xt, x_stride, nt, w0.n_col, scratch, stride, blocks);
+      for (size_t i = 0; i < n_part; ++i)
+        if (parts[i].r_begin < parts[i].r_end)
+          PackedKRows(*parts[i].w, blocks, stride, nt, parts[i].y + t0 * parts[i].y_stride, parts[i].y_stride,
+                      parts[i].r_begin, parts[i].r_end, amx);
+      continue;
+    }
+    detail::PlanarQ8 act[detail::kTokenChunk];
+    PreparePlanar(w0.dtype, true, xt, x_stride, nt, w0.n_col, scratch, stride, act);
+    for (size_t i = 0; i < n_part; ++i)
+      if (parts[i].r_begin < parts[i].r_end)
+        PackedRows(*parts[i].w, act, stride, nt, parts[i].y + t0 * parts[i].y_stride, parts[i].y_stride,
+                   parts[i].r_begin, parts[i].r_end, vnni, amx);
   }
 }
 

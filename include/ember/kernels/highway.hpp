@@ -41,6 +41,10 @@ struct Highway {
   static bool packs(DType t);
   static void matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, float* y, size_t y_stride,
                      size_t r_begin, size_t r_end);
+  // matmul of several matrices with the same n_col against the same tokens, each its own
+  // rows into its own outputs (MatmulPart): the activations are quantized once for all of
+  // them where their formats agree (a Session's Q, K and V; gate and up). matmul's bits.
+  static void matmuls(const MatmulPart* parts, size_t n_part, const float* x, size_t x_stride, size_t n_tok);
   static float dot(const float* a, const float* b, size_t n);
   static void axpy(float a, const float* x, float* y, size_t n);
   static void add(float* y, const float* x, size_t n);

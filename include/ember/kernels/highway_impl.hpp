@@ -12,6 +12,7 @@
 // highway-inl.hpp rather than start its own foreach_target.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <cstddef>
@@ -62,6 +63,7 @@
 namespace ember::kernels {
 
 HWY_EXPORT(Matmul);
+HWY_EXPORT(Matmuls);
 HWY_EXPORT(Dot);
 HWY_EXPORT(Axpy);
 HWY_EXPORT(Add);
@@ -240,6 +242,27 @@ void Highway::matmul(const MatrixView& w, const float* x, size_t x_stride, size_
   std::byte* scratch = detail::thread_scratch(tokens * detail::planar_row_bytes(w.dtype, w.n_col));
   HWY_DYNAMIC_DISPATCH(Matmul)
   (w, x, x_stride, n_tok, y, y_stride, r_begin, r_end, scratch, vnni_enabled(), n_tok >= 16 && amx_enabled());
+}
+
+void Highway::matmuls(const MatmulPart* parts, size_t n_part, const float* x, size_t x_stride, size_t n_tok) {
+  static const bool env_applied = highway_detail::apply_disable_env();
+  (void)env_applied;
+  size_t bytes = 0;
+  for (size_t i = 0; i < n_part; ++i) {
+    const MatrixView& w = *parts[i].w;
+    assert(parts[i].r_begin <= parts[i].r_end && parts[i].r_end <= w.n_row && w.n_col == parts[0].w->n_col);
+    if (!highway_detail::has_vector_matmul(w.dtype)) {  // each on its own (Reference's path among them)
+      for (size_t j = 0; j < n_part; ++j)
+        matmul(*parts[j].w, x, x_stride, n_tok, parts[j].y, parts[j].y_stride, parts[j].r_begin, parts[j].r_end);
+      return;
+    }
+    bytes = std::max(bytes, detail::planar_row_bytes(w.dtype, w.n_col));
+  }
+  if (n_part == 0) return;
+  const size_t tokens = n_tok < detail::kTokenChunk ? n_tok : detail::kTokenChunk;
+  std::byte* scratch = detail::thread_scratch(tokens * bytes);
+  HWY_DYNAMIC_DISPATCH(Matmuls)
+  (parts, n_part, x, x_stride, n_tok, scratch, vnni_enabled(), n_tok >= 16 && amx_enabled());
 }
 
 float Highway::dot(const float* a, const float* b, size_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }

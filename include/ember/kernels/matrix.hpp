@@ -45,6 +45,17 @@ const T* row_tail(const T* row, size_t end, size_t rem, T (&buf)[2 * kStep]) {
   return buf;
 }
 
+// One matrix of a product of several matrices with the same input (Highway::matmuls): rows
+// [r_begin, r_end) of w times the tokens, into y (y_stride floats from one token's outputs to
+// the next).
+struct MatmulPart {
+  const MatrixView* w;
+  float* y;
+  size_t y_stride;
+  size_t r_begin;
+  size_t r_end;
+};
+
 // A view of a densely packed (n_row, n_col) matrix.
 inline MatrixView make_matrix_view(DType dtype, const void* data, size_t n_row, size_t n_col) {
   return MatrixView{dtype, data, n_row, n_col, ember::row_bytes(dtype, n_col), nullptr};

@@ -1021,13 +1021,25 @@ class Session {
     const MatrixView& w;
     float* y;
   };
+  static constexpr size_t kMaxProducts = 3;
   void matmuls(std::initializer_list<Product> products, const float* x, size_t n_tok) {
+    assert(products.size() <= kMaxProducts);
     size_t n_tasks = n_tasks_;
     for (const Product& p : products) n_tasks = std::min(n_tasks, std::max<size_t>(1, p.w.n_row / 16));
     cfg_.executor.for_each(n_tasks, [&](size_t i) {
-      for (const Product& p : products)
-        Backend::matmul(p.w, x, p.w.n_col, n_tok, p.y, p.w.n_row, cut(p.w, 0, p.w.n_row, n_tasks, i),
-                        cut(p.w, 0, p.w.n_row, n_tasks, i + 1));
+      if constexpr (requires(const kernels::MatmulPart* p) { Backend::matmuls(p, size_t{}, x, size_t{}, n_tok); }) {
+        // One call: the backend quantizes the tokens once for all the products.
+        kernels::MatmulPart parts[kMaxProducts];
+        size_t n = 0;
+        for (const Product& p : products)
+          parts[n++] = {&p.w, p.y, p.w.n_row, cut(p.w, 0, p.w.n_row, n_tasks, i),
+                        cut(p.w, 0, p.w.n_row, n_tasks, i + 1)};
+        Backend::matmuls(parts, n, x, products.begin()->w.n_col, n_tok);
+      } else {
+        for (const Product& p : products)
+          Backend::matmul(p.w, x, p.w.n_col, n_tok, p.y, p.w.n_row, cut(p.w, 0, p.w.n_row, n_tasks, i),
+                          cut(p.w, 0, p.w.n_row, n_tasks, i + 1));
+      }
     });
   }
 
