@@ -173,8 +173,8 @@ HWY_INLINE void DenseRow(const WT* HWY_RESTRICT w, size_t n, const float* HWY_RE
 // to nearest even (cvtps2dq in the default rounding mode, as std::rint).
 // `correction` (x86 only): the x16 kernels take Q4_0's nibbles unsigned and add -8 * sum(q)
 // per block, and with VNNI Q8_0's quants as w + 128, adding -128 * sum(q): a non-zero factor
-// puts factor * sum(q) in the block's otherwise unused s slot, as int32 (the sum the block's
-// quants already gave here; a scalar pass for it was a third of pp512's quantizing).
+// puts factor * sum(q) in the block's otherwise unused s slot, as int32 (from the sum the
+// block's quants give here, rather than by a second, scalar pass over them).
 HWY_INLINE void QuantizePlanarQ8(const float* HWY_RESTRICT x, size_t n_col, detail::PlanarQ8 out, bool with_sum,
                                  int32_t correction = 0) {
 #if EMBER_HWY_X86
@@ -611,7 +611,7 @@ void Matmul(const MatrixView& w, const float* x, size_t x_stride, size_t n_tok, 
 // Several matrices against the same tokens (Highway::matmuls): where all have the same x16
 // format (Q, K and V; gate and up), each chunk of tokens is quantized once for all of them,
 // not once per matrix; else each goes through Matmul. The same activations either way, so the
-// same bits. `scratch` as Matmul's for the first part's matrix.
+// same bits. `scratch` as Matmul's, for the part that needs the most.
 void Matmuls(const MatmulPart* parts, size_t n_part, const float* x, size_t x_stride, size_t n_tok, std::byte* scratch,
              bool vnni, bool amx) {
   const MatrixView& w0 = *parts[0].w;
