@@ -802,10 +802,12 @@ constexpr size_t kAttnQ8ScoreGroup = 8, kAttnQ8ValueGroup = 8;  // heads per pas
 // each key j of the tiles' range and head g < kG, the queries given as q8_0 blocks `qb`
 // (kG rows of nb blocks). Keys go through vpdpbusd as k + 128 (unsigned; the xor below);
 // each block's accumulator starts at -128 * sum(q) to take that back out, so the integer
-// sums are exact. A tile's 16 lanes are its 16 positions: no horizontal sums.
+// sums are exact. A tile's 16 lanes are its 16 positions: no horizontal sums. Each head's
+// maximum is taken afterwards from the stored scores (MaxOfRows): kept in registers here, the
+// kG running maxima pushed kv[8] and s[kG] out to the stack for kG = 8.
 template <size_t kG>
 HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, float scale, float* scores,
-                              float* maxes, PrefetchRun& values_ahead) {
+                              PrefetchRun& values_ahead) {
   const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos, end = keys.first + n_pos;
   const size_t tb = KeyTiles::tile_bytes(hd), sb = KeyTiles::scale_bytes(hd);
   float dq[kG][KeyTiles::kMaxBlocks];
@@ -819,10 +821,7 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
       corr[g][b] = -128 * sum;
     }
   const __m512i flip = _mm512_set1_epi8(-128);
-  // Every loop over heads (g) or chunks (c) is unrolled, so that s, mx and kv stay in registers.
-  __m512 mx[kG];
-#pragma GCC unroll 16
-  for (size_t g = 0; g < kG; ++g) mx[g] = _mm512_set1_ps(-HUGE_VALF);
+  // Every loop over heads (g) or chunks (c) is unrolled, so that s and kv stay in registers.
   for (size_t j0 = keys.first / KeyTiles::kPos * KeyTiles::kPos; j0 < end; j0 += KeyTiles::kPos) {
     const auto* tile = reinterpret_cast<const uint8_t*>(keys.data) + j0 / KeyTiles::kPos * tb;
     // The tile four ahead into L2, a line with each load of this one (scales first); and two
@@ -869,11 +868,25 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
         _mm512_storeu_ps(dst, v);
       else
         _mm512_mask_compressstoreu_ps(dst, live, v);  // the live lanes, in order
-      mx[g] = _mm512_mask_max_ps(mx[g], live, mx[g], v);
     }
   }
-#pragma GCC unroll 16
-  for (size_t g = 0; g < kG; ++g) maxes[g] = _mm512_reduce_max_ps(mx[g]);
+}
+
+// maxes[g] = the largest of x[g * n .. g * n + n), for g < n_row (n >= 1).
+HWY_INLINE void MaxOfRows(const float* x, size_t n, size_t n_row, float* maxes) {
+  for (size_t g = 0; g < n_row; ++g, x += n) {
+    __m512 m0 = _mm512_set1_ps(-HUGE_VALF), m1 = m0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + i));
+      m1 = _mm512_max_ps(m1, _mm512_loadu_ps(x + i + 16));
+    }
+    for (; i < n; i += 16) {
+      const __mmask16 live = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+      m0 = _mm512_mask_max_ps(m0, live, m0, _mm512_maskz_loadu_ps(live, x + i));
+    }
+    maxes[g] = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+  }
 }
 
 // exp(x) for x <= 0 (softmax's shifted scores): x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two
@@ -925,24 +938,22 @@ HWY_INLINE void DpwssdInto(__m512i& acc, __m512i x, __m512i w) {
 
 // out[g][dim] = sum_j p[g][j] * v[j][dim] over q8_0 value rows (n_pos, head_dim), for kG
 // heads, `out` zeroed by the caller: kAttnQ8Chunk positions at a time, and within a chunk one
-// block (32 dimensions) at a time, in integers. The coefficients c = p * d (p >= 0 the
-// weights, d the rows' block scales) are quantized to int16, per chunk, block and head, as
-// round((p / P) * (d / D) * 32767) with P the head's largest weight in the chunk and D the
-// block's largest |d| there (both factors computed once per chunk or block and shared): each
-// c lands within 2^-16 * P * D of its value, so that vpdpwssd adds two positions' c * v to
-// 16 dimensions' int32 sums at once (|sum| < 2^30 over 128 positions), twice the FMAs' 16
-// products per instruction. Each pair of value rows is interleaved and widened to int16 once
-// for all heads; each chunk's sums, times P * D / 32767, are added to out in chunk order, so
-// the bits depend only on where the chunks start.
+// block (32 dimensions) at a time, in integers. The weights are softmax's exp(s - max), so
+// 0 <= p <= 1; the coefficients c = p * d (d the rows' block scales) are quantized to int16,
+// per chunk, block and head, as round(p * (d / D) * 32767) with D the block's largest |d| in
+// the chunk (computed once per chunk and block, shared by the heads): each c lands within
+// 2^-16 * D of its value, so that vpdpwssd adds two positions' c * v to 16 dimensions' int32
+// sums at once (|sum| < 2^30 over 128 positions), twice the FMAs' 16 products per
+// instruction. Each pair of value rows is interleaved and widened to int16 once for all
+// heads; each chunk's sums, times D / 32767, are added to out in chunk order, so the bits
+// depend only on where the chunks start.
 template <size_t kG>
 HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_stride, float* out) {
   const size_t hd = values.n_col, nb = hd / 32, n_pos = values.n_row;
-  constexpr size_t kStride = kAttnQ8Chunk + 32;  // rows of pn and cq a little over 512 / 256 bytes apart
-  HWY_ALIGN float pn[kG * kStride];              // p / P * 32767 per head
-  HWY_ALIGN float dn[kAttnQ8Chunk];              // d / D of the block
+  constexpr size_t kStride = kAttnQ8Chunk + 32;  // rows of cq a little over 256 bytes apart
+  HWY_ALIGN float dn[kAttnQ8Chunk];              // d / D * 32767 of the block
   HWY_ALIGN int16_t cq[kG * kStride];
-  HWY_ALIGN uint16_t dh[kAttnQ8Chunk];
-  float top_p[kG];
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   // The accumulators' lanes hold dimensions {0..7, 16..23} and {8..15, 24..31} of the block
   // (the interleave below works in 128-bit halves); these put them back in order.
   const __m512i lo_dims = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
@@ -952,43 +963,32 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
     // The next chunk's rows, one contiguous run, two lines per pair of positions of the passes
     // over this one (nb * m steps for m * nb * 34 / 64 lines).
     PrefetchRun next = NextValueChunk(values, j0 + m);
-    // Each head's weights over the chunk, scaled to [0, 32767] (zeros past its end).
-    __m512 mp[kG];
-#pragma GCC unroll 16
-    for (size_t g = 0; g < kG; ++g) mp[g] = _mm512_setzero_ps();
-    for (size_t j = 0; j < m16; j += 16) {
-      const __mmask16 live = j + 16 <= m ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
-#pragma GCC unroll 16
-      for (size_t g = 0; g < kG; ++g) {
-        const __m512 x = _mm512_maskz_loadu_ps(live, p + g * p_stride + j0 + j);
-        _mm512_store_ps(pn + g * kStride + j, x);
-        mp[g] = _mm512_max_ps(mp[g], x);
-      }
-    }
-    for (size_t g = 0; g < kG; ++g) {
-      top_p[g] = _mm512_reduce_max_ps(mp[g]);
-      const __m512 inv = _mm512_set1_ps(top_p[g] > 0 ? 32767.0f / top_p[g] : 0.0f);
-      for (size_t j = 0; j < m16; j += 16)
-        _mm512_store_ps(pn + g * kStride + j, _mm512_mul_ps(_mm512_load_ps(pn + g * kStride + j), inv));
-    }
     for (size_t b = 0; b < nb; ++b) {
       const auto* blk = reinterpret_cast<const uint8_t*>(values.row(j0)) + b * sizeof(quant::BlockQ8_0);
-      for (size_t j = 0; j < m; ++j) std::memcpy(dh + j, blk + j * values.row_bytes, 2);
-      for (size_t j = m; j < m16; ++j) dh[j] = 0;
+      // Each row's d (the block's first two bytes, read as the low half of 4), 16 rows a gather.
       __m512 md = _mm512_setzero_ps();
       for (size_t j = 0; j < m16; j += 16) {
-        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dh + j)));
+        const __mmask16 live = j + 16 <= m ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
+        const __m512i at = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(int32_t(j)), lanes),
+                                              _mm512_set1_epi32(int32_t(values.row_bytes)));
+        const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, at, blk, 1);
+        const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
         _mm512_store_ps(dn + j, d);
         md = _mm512_max_ps(md, _mm512_abs_ps(d));
       }
       const float top_d = _mm512_reduce_max_ps(md);
-      const __m512 inv_d = _mm512_set1_ps(top_d > 0 ? 1.0f / top_d : 0.0f);
+      const __m512 inv_d = _mm512_set1_ps(top_d > 0 ? 32767.0f / top_d : 0.0f);
       for (size_t j = 0; j < m16; j += 16) _mm512_store_ps(dn + j, _mm512_mul_ps(_mm512_load_ps(dn + j), inv_d));
-      for (size_t g = 0; g < kG; ++g)
-        for (size_t j = 0; j < m16; j += 16)
+      // Past the chunk's end both p (the masked load) and dn are zero.
+      for (size_t j = 0; j < m16; j += 16) {
+        const __mmask16 live = j + 16 <= m ? __mmask16(0xffff) : __mmask16((1u << (m - j)) - 1);
+        const __m512 d = _mm512_load_ps(dn + j);
+#pragma GCC unroll 16
+        for (size_t g = 0; g < kG; ++g)
           _mm256_store_si256(reinterpret_cast<__m256i*>(cq + g * kStride + j),
                              _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(
-                                 _mm512_mul_ps(_mm512_load_ps(pn + g * kStride + j), _mm512_load_ps(dn + j)))));
+                                 _mm512_mul_ps(_mm512_maskz_loadu_ps(live, p + g * p_stride + j0 + j), d))));
+      }
       // acc[2g] and acc[2g + 1]: head g's two halves of the block.
       __m512i acc[2 * kG];
 #pragma GCC unroll 32
@@ -1012,9 +1012,9 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
           DpwssdInto(acc[2 * g + 1], x1, w);
         }
       }
+      const __m512 s = _mm512_set1_ps(top_d / 32767.0f);
 #pragma GCC unroll 16
       for (size_t g = 0; g < kG; ++g) {
-        const __m512 s = _mm512_set1_ps(top_p[g] * top_d / 32767.0f);
         const __m512 a0 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[2 * g]), s);
         const __m512 a1 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[2 * g + 1]), s);
         float* o = out + g * hd + 32 * b;
@@ -1035,7 +1035,7 @@ constexpr size_t kAttnQ8ScoreGroup = 4, kAttnQ8ValueGroup = 8;
 // tile's 16 positions as two halves of 8. Each block's |k| is computed once for all heads.
 template <size_t kG>
 HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, float scale, float* scores,
-                              float* maxes, PrefetchRun& values_ahead) {
+                              PrefetchRun& values_ahead) {
   const size_t hd = keys.head_dim, nb = KeyTiles::n_block(hd), n_pos = keys.n_pos, end = keys.first + n_pos;
   const size_t tb = KeyTiles::tile_bytes(hd), sb = KeyTiles::scale_bytes(hd);
   float dq[kG][KeyTiles::kMaxBlocks];
@@ -1043,10 +1043,7 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
     for (size_t b = 0; b < nb; ++b) dq[g][b] = f16_to_f32(qb[g * nb + b].d_f16);
   const __m256i ones = _mm256_set1_epi16(1);
   HWY_ALIGN uint8_t kabs[32 * KeyTiles::kPos];
-  // Every loop over heads (g) or chunks (c) is unrolled, so that s and mx stay in registers.
-  __m256 mx[kG];
-#pragma GCC unroll 16
-  for (size_t g = 0; g < kG; ++g) mx[g] = _mm256_set1_ps(-HUGE_VALF);
+  // Every loop over heads (g) or chunks (c) is unrolled, so that s stays in registers.
   for (size_t j0 = keys.first / KeyTiles::kPos * KeyTiles::kPos; j0 < end; j0 += KeyTiles::kPos) {
     const auto* tile = reinterpret_cast<const uint8_t*>(keys.data) + j0 / KeyTiles::kPos * tb;
     // The tile two ahead, a line with every other load of this one (scales first).
@@ -1099,22 +1096,30 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
       if (hi - lo == KeyTiles::kPos) {
         _mm256_storeu_ps(dst, v0);
         _mm256_storeu_ps(dst + 8, v1);
-        mx[g] = _mm256_max_ps(mx[g], _mm256_max_ps(v0, v1));
       } else {
         HWY_ALIGN float buf[KeyTiles::kPos];
         _mm256_store_ps(buf, v0);
         _mm256_store_ps(buf + 8, v1);
         std::memcpy(dst, buf + (lo - j0), (hi - lo) * sizeof(float));
-        for (size_t i = lo - j0; i < hi - j0; ++i) mx[g] = _mm256_max_ps(mx[g], _mm256_set1_ps(buf[i]));
       }
     }
   }
-#pragma GCC unroll 16
-  for (size_t g = 0; g < kG; ++g) {
-    HWY_ALIGN float m[8];
-    _mm256_store_ps(m, mx[g]);
-    float best = m[0];
-    for (size_t i = 1; i < 8; ++i) best = m[i] > best ? m[i] : best;
+}
+
+// As the VNNI MaxOfRows.
+HWY_INLINE void MaxOfRows(const float* x, size_t n, size_t n_row, float* maxes) {
+  for (size_t g = 0; g < n_row; ++g, x += n) {
+    __m256 m0 = _mm256_set1_ps(-HUGE_VALF), m1 = m0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+      m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
+    }
+    HWY_ALIGN float t[8];
+    _mm256_store_ps(t, _mm256_max_ps(m0, m1));
+    float best = t[0];
+    for (size_t k = 1; k < 8; ++k) best = t[k] > best ? t[k] : best;
+    for (; i < n; ++i) best = x[i] > best ? x[i] : best;
     maxes[g] = best;
   }
 }
@@ -1214,9 +1219,10 @@ void AttendQ8Tiles(const KeyTiles& keys, const MatrixView& values, const quant::
   for (size_t g0 = 0; g0 < group; g0 += kAttnQ8ScoreGroup) {
     const size_t ng = group - g0 < kAttnQ8ScoreGroup ? group - g0 : kAttnQ8ScoreGroup;
     with_count<kAttnQ8ScoreGroup>(ng, [&](auto k) {
-      KeyTileScores<decltype(k)::value>(keys, qb + g0 * nb, scale, scores + g0 * n_pos, maxes + g0, values_ahead);
+      KeyTileScores<decltype(k)::value>(keys, qb + g0 * nb, scale, scores + g0 * n_pos, values_ahead);
     });
   }
+  MaxOfRows(scores, n_pos, group, maxes);
   float inv[kAttnQ8MaxGroup];
   for (size_t g = 0; g < group; ++g) {
     const float sum = ExpShiftedSum(scores + g * n_pos, n_pos, maxes[g]);
