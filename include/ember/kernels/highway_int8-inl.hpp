@@ -1204,7 +1204,7 @@ HWY_INLINE void ValueRowsQ8(const MatrixView& values, const float* p, size_t p_s
 #endif
 
 // attend_group over a q8_0 cache for `group` (<= kAttnQ8MaxGroup) heads, the queries already
-// q8_0 blocks: the scores and each head's maximum in one pass over the key tiles, then
+// q8_0 blocks: the scores in one pass over the key tiles, each head's maximum from them, then
 // exp(s - max) and its sum in one pass, then the values weighted by those, and the outputs
 // divided by the sums at the end (softmax's normalization moved past the sum over positions).
 // `scores` holds group * n_pos floats; `lse` (where not null) gets max + log(sum) per head.
