@@ -4,8 +4,8 @@
 # Builds ember's bench tools and ember-cli, writes TinyLlama-shaped models with random weights
 # in Q4_0, Q8_0 and Q4_K_M with ember's own writer and quantizer (.cache/bench/, about 2.5 GB;
 # Q4_K_M takes a few minutes), measures this machine's read bandwidth, then runs both engines
-# alternately on the same files: pp64 + tg64 (best of 5, each run's roofline share against
-# bandwidth probes right around it) and pp512 + tg64 (best of 3), tg64 after 1024
+# alternately on the same files (each run's roofline share against bandwidth probes right
+# around it): pp64 + tg64 (best of 5) and pp512 + tg64 (best of 3), tg64 after 1024
 # and 4096 tokens of context (one run each: the context alone takes minutes), tg64 with both
 # engines' q8_0 KV cache at depth 0 and after the deepest context, ember's decode at the deepest
 # context against depth 0 (`ember-cli bench --rounds`, both KV types), and time to
@@ -32,32 +32,28 @@ for q in $models; do
   [ -f "$f" ] || build/bench/bench/make_tinyllama "$f" "$q"
 done
 # The read-bandwidth probe varies a lot on a shared VM (9-20 GB/s within an hour on the Intel
-# host, ~34 or ~55 GB/s from one second to the next on the AMD one), so the roofline of the
-# other runs is the highest of three probes before each model, kept over the whole run.
-bw=0
-probe() {
-  for _ in 1 2 3; do bw=$(printf '%s\n%s\n' "$bw" "$(build/bench/bench/membw "$threads")" | sort -g | tail -1); done
-  echo "read bandwidth, $threads threads: best so far $bw GB/s"
-}
+# host; ~33 or ~60 GB/s from one second to the next on the AMD one), so every row's share of
+# the roofline is against probes right before and after each run (decode_vs_llamacpp.py
+# --membw), counted only where the two agree within 10%. (Until session 21 the later rows took
+# the best probe so far, which a burst could set at twice the steady rate.)
+membw=build/bench/bench/membw
 cli=build/bench/examples/ember-cli
 for q in $models; do
   m=.cache/bench/tinyllama-$q.gguf
-  probe
+  echo "read bandwidth, $threads threads: $($membw "$threads") GB/s"
   echo "### $q, $threads threads ($(stat -c %s "$m") bytes)"
-  # tg64's share of the roofline twice: against the probes right before and after each run (5
-  # rounds, runs whose probes disagree by more than 10% not counted), and against the best probe.
   python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 64 -n 64 --repeat 5 \
-    --membw build/bench/bench/membw
-  python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 512 -n 64 --bandwidth "$bw"
+    --membw $membw
+  python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 512 -n 64 --membw $membw
   for d in $depths; do
     python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 64 -n 64 --depth $((d - 64)) \
-      --repeat 1 --bandwidth "$bw"
+      --repeat 1 --membw $membw
   done
   # The same with both engines' q8_0 KV cache, at depth 0 and the deepest context.
   deepest=$(printf '%s\n' $depths | sort -g | tail -1)
   for d in 0 $((deepest - 64)); do
     python3 bench/decode_vs_llamacpp.py --ember $cli --llama-bench "$lb" -m "$m" -t "$threads" -p 64 -n 64 --depth "$d" \
-      --repeat $([ "$d" = 0 ] && echo 3 || echo 1) --kv q8_0 --bandwidth "$bw"
+      --repeat $([ "$d" = 0 ] && echo 3 || echo 1) --kv q8_0 --membw $membw
   done
   # ember's decode after the deepest context against depth 0 in the same minutes (issue #3's
   # "no more than 15% slower"): 8 alternating rounds of 16 tokens, the median ratio.
