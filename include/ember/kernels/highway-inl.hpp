@@ -910,23 +910,27 @@ constexpr size_t kAttnRows = 8;
 // zero; then the lanes in halving steps, lane m + lane m + kN / 2 first): this node of that tree sums
 // the lanes kM + j * kS. Every product is exact (f16 times f16), so the bits are llama.cpp's
 // for the same queries and keys. Each position stays in its own lane.
+// `ahead` (or null): the same place in a tile further on, its dimensions' lines prefetched
+// as these are loaded (spread over the tile's loads, not in a burst).
 template <size_t kR, size_t kM, size_t kS>
 HWY_INLINE void KeyTileNode(DF d, const hwy::float16_t* HWY_RESTRICT t, const float* HWY_RESTRICT qr, size_t hd,
-                            VF* out) {
+                            const hwy::float16_t* ahead, VF* out) {
   constexpr size_t kN = hn::MaxLanes(DF()), kPos = KeyTilesF16::kPos;
   if constexpr (kS == kN) {
+    if (ahead) PrefetchL2(ahead + kM * kPos);
     const VF k0 = LoadWeights(d, t + kM * kPos);
 #pragma GCC unroll 8
     for (size_t r = 0; r < kR; ++r) out[r] = hn::MulAdd(hn::Set(d, qr[r * hd + kM]), k0, hn::Zero(d));
     for (size_t i = kM + kN; i < hd; i += kN) {
+      if (ahead) PrefetchL2(ahead + i * kPos);
       const VF k = LoadWeights(d, t + i * kPos);
 #pragma GCC unroll 8
       for (size_t r = 0; r < kR; ++r) out[r] = hn::MulAdd(hn::Set(d, qr[r * hd + i]), k, out[r]);
     }
   } else {
     VF x[kR], y[kR];
-    KeyTileNode<kR, kM, 2 * kS>(d, t, qr, hd, x);
-    KeyTileNode<kR, kM + kS, 2 * kS>(d, t, qr, hd, y);
+    KeyTileNode<kR, kM, 2 * kS>(d, t, qr, hd, ahead, x);
+    KeyTileNode<kR, kM + kS, 2 * kS>(d, t, qr, hd, ahead, y);
 #pragma GCC unroll 8
     for (size_t r = 0; r < kR; ++r) out[r] = hn::Add(x[r], y[r]);
   }
@@ -945,13 +949,13 @@ HWY_INLINE void KeyTileScoresF16(const KeyTilesF16& keys, const float* HWY_RESTR
   const VF sc = hn::Set(d, scale);
   for (size_t j0 = keys.first / kPos * kPos; j0 < end; j0 += kPos) {
     const auto* tile = reinterpret_cast<const hwy::float16_t*>(keys.data + j0 / kPos * tb);
-    if (j0 + 3 * kPos <= end)  // the tile two ahead: a long context's keys stream from memory
-      for (size_t o = 0; o < tb; o += 64) PrefetchL2(reinterpret_cast<const char*>(tile) + 2 * tb + o);
+    // The tile two ahead (a long context's keys stream from memory), a line per load or two.
+    const hwy::float16_t* ahead = j0 + 3 * kPos <= end ? tile + 2 * tb / sizeof(hwy::float16_t) : nullptr;
     for (size_t h = 0; h < kPos; h += kN) {
       const size_t p0 = j0 + h;  // lane 0's position
       if (p0 >= end || p0 + kN <= keys.first) continue;
       VF sum[kR];
-      KeyTileNode<kR, 0, 1>(d, tile + h, qr, hd, sum);
+      KeyTileNode<kR, 0, 1>(d, tile + h, qr, hd, ahead ? ahead + h : nullptr, sum);
       const size_t lo = p0 > keys.first ? p0 : keys.first, hi = end - p0 < kN ? end : p0 + kN;
 #pragma GCC unroll 8
       for (size_t r = 0; r < kR; ++r) {
@@ -998,17 +1002,23 @@ HWY_INLINE void AttendValues(const MatrixView& values_t, const float* p, size_t 
     }
     for (size_t dim = 0; dim < values_t.n_row; ++dim) {
       const auto* v = reinterpret_cast<const hwy::float16_t*>(values_t.row(dim));
-      // The piece of this chunk kAttnAheadRows rows on (at the start of a chunk, the first
-      // rows' too): rows are far apart, and one row's piece is too short to hide a miss.
-      for (size_t r = dim == 0 ? 1 : dim + kAttnAheadRows; r <= dim + kAttnAheadRows && r < values_t.n_row; ++r) {
-        const auto* next = reinterpret_cast<const char*>(values_t.row(r) + 2 * j0);
-        for (size_t b = 0; b < 2 * (j1 - j0); b += 64) PrefetchL2(next + b);
-      }
+      // The piece of this chunk kAttnAheadRows rows on, a line with each step of 2 kN
+      // positions (at the start of a chunk, the first rows' pieces at once): rows are far
+      // apart, and one row's piece is too short to hide a miss.
+      if (dim == 0)
+        for (size_t r = 1; r < kAttnAheadRows && r < values_t.n_row; ++r) {
+          const auto* next = reinterpret_cast<const char*>(values_t.row(r) + 2 * j0);
+          for (size_t b = 0; b < 2 * (j1 - j0); b += 64) PrefetchL2(next + b);
+        }
+      const char* ahead = dim + kAttnAheadRows < values_t.n_row
+                              ? reinterpret_cast<const char*>(values_t.row(dim + kAttnAheadRows) + 2 * j0)
+                              : nullptr;
       VF acc[kG][2];  // the loops over heads unrolled: acc stays in registers
 #pragma GCC unroll 16
       for (size_t g = 0; g < kG; ++g) acc[g][0] = acc[g][1] = hn::Zero(d);
       size_t j = j0;
       for (; j + 2 * kN <= j1; j += 2 * kN) {
+        if (ahead) PrefetchL2(ahead + 2 * (j - j0));
         const VF v0 = LoadWeights(d, v + j), v1 = LoadWeights(d, v + j + kN);
         const float* pj = pc + (j - j0);
 #pragma GCC unroll 16

@@ -60,24 +60,27 @@ constexpr size_t kAttnChunk = 512, kAttnAheadRows = 4;
 // The dot products of kR heads' queries (qr, rounded to f16, hd apart) with the N positions
 // of a key tile's batches at `t` (dimension i at t + i * 16), in llama.cpp's order for f16
 // (lane m sums dimensions m, m + N, ... by FMAs from zero, then the lanes in halving steps):
-// this node of that tree sums the lanes kM + j * kS (Highway's KeyTileNode).
+// this node of that tree sums the lanes kM + j * kS (Highway's KeyTileNode). `ahead` (or
+// null): the same place in a tile further on, its lines prefetched as these are loaded.
 template <class A, size_t kR, size_t kM, size_t kS>
-inline void key_tile_node(const uint16_t* t, const float* qr, size_t hd, FloatBatch<A>* out) {
+inline void key_tile_node(const uint16_t* t, const float* qr, size_t hd, const uint16_t* ahead, FloatBatch<A>* out) {
   using F = FloatBatch<A>;
   constexpr size_t N = F::size, kPos = KeyTilesF16::kPos;
   if constexpr (kS == N) {
+    if (ahead) prefetch(ahead + kM * kPos);
     const F k0 = load_f16<A>(t + kM * kPos);
 #pragma GCC unroll 8
     for (size_t r = 0; r < kR; ++r) out[r] = xsimd::fma(F(qr[r * hd + kM]), k0, F(0.0f));
     for (size_t i = kM + N; i < hd; i += N) {
+      if (ahead) prefetch(ahead + i * kPos);
       const F k = load_f16<A>(t + i * kPos);
 #pragma GCC unroll 8
       for (size_t r = 0; r < kR; ++r) out[r] = xsimd::fma(F(qr[r * hd + i]), k, out[r]);
     }
   } else {
     F x[kR], y[kR];
-    key_tile_node<A, kR, kM, 2 * kS>(t, qr, hd, x);
-    key_tile_node<A, kR, kM + kS, 2 * kS>(t, qr, hd, y);
+    key_tile_node<A, kR, kM, 2 * kS>(t, qr, hd, ahead, x);
+    key_tile_node<A, kR, kM + kS, 2 * kS>(t, qr, hd, ahead, y);
 #pragma GCC unroll 8
     for (size_t r = 0; r < kR; ++r) out[r] = x[r] + y[r];
   }
@@ -94,11 +97,13 @@ inline void key_tile_scores_f16(const KeyTilesF16& keys, const float* qr, float 
   const size_t hd = keys.head_dim, n_pos = keys.n_pos, end = keys.first + n_pos, tb = KeyTilesF16::tile_bytes(hd);
   for (size_t j0 = keys.first / kPos * kPos; j0 < end; j0 += kPos) {
     const auto* tile = reinterpret_cast<const uint16_t*>(keys.data + j0 / kPos * tb);
+    // The tile two ahead (a long context's keys stream from memory), a line per load or two.
+    const uint16_t* ahead = j0 + 3 * kPos <= end ? tile + 2 * tb / sizeof(uint16_t) : nullptr;
     for (size_t h = 0; h < kPos; h += N) {
       const size_t p0 = j0 + h;  // lane 0's position
       if (p0 >= end || p0 + N <= keys.first) continue;
       F sum[kR];
-      key_tile_node<A, kR, 0, 1>(tile + h, qr, hd, sum);
+      key_tile_node<A, kR, 0, 1>(tile + h, qr, hd, ahead ? ahead + h : nullptr, sum);
       const size_t lo = std::max(p0, keys.first), hi = std::min(end, p0 + N);
 #pragma GCC unroll 8
       for (size_t r = 0; r < kR; ++r) {
@@ -140,17 +145,23 @@ inline void attend_values(const MatrixView& values_t, const float* p, size_t n_p
     }
     for (size_t dim = 0; dim < values_t.n_row; ++dim) {
       const auto* v = reinterpret_cast<const uint16_t*>(values_t.row(dim));
-      // This chunk's piece of the row kAttnAheadRows on (at a chunk's start, of the first rows
-      // too): rows are far apart, and one row's piece is too short to hide a miss.
-      for (size_t r = dim == 0 ? 1 : dim + kAttnAheadRows; r <= dim + kAttnAheadRows && r < values_t.n_row; ++r) {
-        const auto* next = reinterpret_cast<const char*>(values_t.row(r) + 2 * j0);
-        for (size_t b = 0; b < 2 * (j1 - j0); b += 64) prefetch(next + b);
-      }
+      // This chunk's piece of the row kAttnAheadRows on, a line with each step of 2 N
+      // positions (at a chunk's start, the first rows' pieces at once): rows are far apart,
+      // and one row's piece is too short to hide a miss (Highway's AttendValues).
+      if (dim == 0)
+        for (size_t r = 1; r < kAttnAheadRows && r < values_t.n_row; ++r) {
+          const auto* next = reinterpret_cast<const char*>(values_t.row(r) + 2 * j0);
+          for (size_t b = 0; b < 2 * (j1 - j0); b += 64) prefetch(next + b);
+        }
+      const char* ahead = dim + kAttnAheadRows < values_t.n_row
+                              ? reinterpret_cast<const char*>(values_t.row(dim + kAttnAheadRows) + 2 * j0)
+                              : nullptr;
       F acc[kG][2];  // in registers: the loops over heads unrolled
 #pragma GCC unroll 8
       for (size_t g = 0; g < kG; ++g) acc[g][0] = acc[g][1] = F(0.0f);
       size_t j = j0;
       for (; j + 2 * N <= j1; j += 2 * N) {
+        if (ahead) prefetch(ahead + 2 * (j - j0));
         const F v0 = load_f16<A>(v + j), v1 = load_f16<A>(v + j + N);
         const float* pj = pc + (j - j0);
 #pragma GCC unroll 8
