@@ -795,6 +795,25 @@ HWY_INLINE PrefetchRun NextValueChunk(const MatrixView& values, size_t j) {
   return run;
 }
 
+// maxes[g] = the largest of x[g * n .. g * n + n), for g < n_row: one pass over the stored
+// scores, in 256-bit vectors for both the VNNI and the AVX2 copy.
+HWY_INLINE void MaxOfRows(const float* x, size_t n, size_t n_row, float* maxes) {
+  for (size_t g = 0; g < n_row; ++g, x += n) {
+    __m256 m0 = _mm256_set1_ps(-HUGE_VALF), m1 = m0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+      m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
+    }
+    HWY_ALIGN float t[8];
+    _mm256_store_ps(t, _mm256_max_ps(m0, m1));
+    float best = t[0];
+    for (size_t k = 1; k < 8; ++k) best = t[k] > best ? t[k] : best;
+    for (; i < n; ++i) best = x[i] > best ? x[i] : best;
+    maxes[g] = best;
+  }
+}
+
 #if EMBER_INT8_VNNI
 constexpr size_t kAttnQ8ScoreGroup = 8, kAttnQ8ValueGroup = 8;  // heads per pass
 
@@ -869,23 +888,6 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
       else
         _mm512_mask_compressstoreu_ps(dst, live, v);  // the live lanes, in order
     }
-  }
-}
-
-// maxes[g] = the largest of x[g * n .. g * n + n), for g < n_row (n >= 1).
-HWY_INLINE void MaxOfRows(const float* x, size_t n, size_t n_row, float* maxes) {
-  for (size_t g = 0; g < n_row; ++g, x += n) {
-    __m512 m0 = _mm512_set1_ps(-HUGE_VALF), m1 = m0;
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-      m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + i));
-      m1 = _mm512_max_ps(m1, _mm512_loadu_ps(x + i + 16));
-    }
-    for (; i < n; i += 16) {
-      const __mmask16 live = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
-      m0 = _mm512_mask_max_ps(m0, live, m0, _mm512_maskz_loadu_ps(live, x + i));
-    }
-    maxes[g] = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
   }
 }
 
@@ -1103,24 +1105,6 @@ HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, 
         std::memcpy(dst, buf + (lo - j0), (hi - lo) * sizeof(float));
       }
     }
-  }
-}
-
-// As the VNNI MaxOfRows.
-HWY_INLINE void MaxOfRows(const float* x, size_t n, size_t n_row, float* maxes) {
-  for (size_t g = 0; g < n_row; ++g, x += n) {
-    __m256 m0 = _mm256_set1_ps(-HUGE_VALF), m1 = m0;
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
-      m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
-    }
-    HWY_ALIGN float t[8];
-    _mm256_store_ps(t, _mm256_max_ps(m0, m1));
-    float best = t[0];
-    for (size_t k = 1; k < 8; ++k) best = t[k] > best ? t[k] : best;
-    for (; i < n; ++i) best = x[i] > best ? x[i] : best;
-    maxes[g] = best;
   }
 }
 
