@@ -823,7 +823,8 @@ constexpr size_t kAttnQ8ScoreGroup = 8, kAttnQ8ValueGroup = 8;  // heads per pas
 // each block's accumulator starts at -128 * sum(q) to take that back out, so the integer
 // sums are exact. A tile's 16 lanes are its 16 positions: no horizontal sums. Each head's
 // maximum is taken afterwards from the stored scores (MaxOfRows): kept in registers here, the
-// kG running maxima pushed kv[8] and s[kG] out to the stack for kG = 8.
+// kG running maxima made this loop store zmm registers to the stack and reload them (objdump,
+// kG = 8).
 template <size_t kG>
 HWY_INLINE void KeyTileScores(const KeyTiles& keys, const quant::BlockQ8_0* qb, float scale, float* scores,
                               PrefetchRun& values_ahead) {
